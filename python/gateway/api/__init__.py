@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per resource; ``app.py`` maps paths to them."""

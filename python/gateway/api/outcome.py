@@ -1,0 +1,180 @@
+"""What one routed request came to: ``routing_metadata``, SPEC §4 headers and the usage record.
+
+Built the same way for streaming and non-streaming answers, and for failures, so the three
+never disagree about what happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from gateway.auth import utc_now
+from gateway.catalog import Deployment
+from gateway.context import Context
+from gateway.dispatch import Attempt
+from gateway.errors import GatewayError
+from gateway.metering import Usage, cost_usd, saved_pct
+from gateway.routing import RoutePlan
+from gateway.schemas import ChatRequest
+from gateway.store.records import ApiKey, UsageRecord
+
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class Outcome:
+    """Accumulates a request's facts as it goes through the pipeline."""
+
+    ctx: Context
+    key: ApiKey
+    request_id: str
+    model_requested: str
+    started: float = field(default_factory=time.perf_counter)
+    chat: ChatRequest | None = None
+    plan: RoutePlan | None = None
+    deployment: Deployment | None = None
+    chain: list[Attempt] = field(default_factory=list)
+    usage: Usage | None = None
+    usage_estimated: bool = False
+    ttft_ms: float | None = None
+    recorded: bool = False
+
+    @property
+    def model_served(self) -> str:
+        return self.deployment.model.id if self.deployment else self.model_requested
+
+    @property
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000.0, 3)
+
+    def costs(self) -> tuple[float, float]:
+        """(billable cost, baseline cost) in USD; test keys are never billed."""
+        if self.usage is None or self.deployment is None:
+            return 0.0, 0.0
+        actual = cost_usd(self.deployment.price, self.usage)
+        price = self.ctx.baseline_price
+        baseline = cost_usd(price, self.usage) if price is not None else 0.0
+        return actual, baseline
+
+    def routing_metadata(self) -> dict[str, Any]:
+        plan, deployment = self.plan, self.deployment
+        assert plan is not None and deployment is not None
+        actual, baseline = self.costs()
+        billable = 0.0 if self.key.mode == "test" else actual
+        meta: dict[str, Any] = {
+            "provider": deployment.provider.id,
+            "provider_model_id": deployment.provider_model_id,
+            "model_canonical": deployment.model.id,
+            "region": deployment.region,
+            "key_source": deployment.key_source,
+            "routing_strategy": plan.strategy,
+            "candidates_total": plan.candidates_total,
+            "candidates_viable": plan.candidates_viable,
+            "routing_decision_ms": round(plan.decision_ms, 3),
+            "total_latency_ms": self.elapsed_ms,
+            "baseline": self.ctx.baseline_model,
+            "saved_pct": saved_pct(baseline, actual),
+        }
+        if plan.policy is not None:
+            meta["policy"] = plan.policy
+        if self.ttft_ms is not None:
+            meta["ttft_ms"] = round(self.ttft_ms, 3)
+        if self.usage is not None:
+            meta["cost"] = {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "cached_tokens": self.usage.cached_tokens,
+                "provider_cost_usd": round(actual, 10),
+                "billable_cost_usd": round(billable, 10),
+            }
+        if self.usage_estimated:
+            meta["usage_estimated"] = True
+        if len(self.chain) > 1:
+            meta["fallback_chain"] = [dataclasses.asdict(a) for a in self.chain]
+        if plan.warnings:
+            meta["warnings"] = list(plan.warnings)
+        return meta
+
+    def headers(self, *, streaming: bool) -> dict[str, str]:
+        headers = {"x-request-id": self.request_id, "x-model-requested": self.model_requested}
+        plan, deployment = self.plan, self.deployment
+        if plan is None or deployment is None:
+            return headers
+        failed = [a.provider for a in self.chain if a.status == "failed"]
+        headers.update(
+            {
+                "x-provider-used": deployment.provider.id,
+                "x-model-canonical": deployment.model.id,
+                "x-model-used": deployment.provider_model_id,
+                "x-routing-strategy": plan.strategy,
+                "x-routing-time-ms": f"{plan.decision_ms:.3f}",
+                "x-api-key-source": deployment.key_source,
+                "x-fallback-used": "true" if failed else "false",
+                "x-fallback-depth": str(len(failed)),
+            }
+        )
+        if failed:
+            headers["x-fallback-attempted-providers"] = ",".join(failed)
+        if not streaming and self.usage is not None:
+            actual, _ = self.costs()
+            headers["x-cost"] = f"{0.0 if self.key.mode == 'test' else actual:.8f}"
+        return headers
+
+    def record(self, *, status: int, error: GatewayError | None = None) -> None:
+        """Queue this request's usage record (never any prompt or completion text); once."""
+        if self.recorded:
+            return
+        self.recorded = True
+        usage = self.usage or Usage()
+        actual, baseline = self.costs()
+        deployment, plan, chat = self.deployment, self.plan, self.chat
+        metadata = chat.gateway_metadata if chat is not None else None
+        self.ctx.usage.submit(
+            UsageRecord(
+                request_id=self.request_id,
+                created_at=utc_now(),
+                workspace_id=self.key.workspace_id,
+                key_id=self.key.id,
+                model_requested=self.model_requested,
+                model_served=deployment.model.id if deployment else None,
+                provider=deployment.provider.id if deployment else None,
+                region=deployment.region if deployment else None,
+                key_source=deployment.key_source if deployment else None,
+                strategy=plan.strategy if plan else None,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                cost_usd=0.0 if self.key.mode == "test" else actual,
+                baseline_cost_usd=baseline,
+                latency_ms=self.elapsed_ms,
+                ttft_ms=self.ttft_ms,
+                status=status,
+                error_code=error.code if error else None,
+                stream=bool(chat and chat.stream),
+                usage_estimated=self.usage_estimated,
+                fallback_chain=(_encoder.encode(self.chain).decode() if self.chain else None),
+                gateway_metadata=_encoder.encode(metadata).decode() if metadata else None,
+            )
+        )
+
+
+def usage_from_openai(value: object) -> Usage | None:
+    """Read an OpenAI ``usage`` object, including cached and reasoning token details."""
+    if not isinstance(value, dict):
+        return None
+    prompt = value.get("prompt_tokens_details") or {}
+    completion = value.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=int(value.get("prompt_tokens") or 0),
+        output_tokens=int(value.get("completion_tokens") or 0),
+        cached_tokens=int(prompt.get("cached_tokens") or 0) if isinstance(prompt, dict) else 0,
+        reasoning_tokens=(
+            int(completion.get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0
+        ),
+    )

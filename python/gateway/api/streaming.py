@@ -1,0 +1,135 @@
+"""Relaying an upstream OpenAI-format stream to the client through the native relay.
+
+The native ``OpenAIStreamRelay`` frames, rewrites and meters every event; this module only
+forwards its bytes and decides how the stream ends:
+
+- ``[DONE]`` seen, or a clean end after a ``finish_reason``: one final chunk with
+  ``choices: []``, ``usage`` and ``routing_metadata``, then ``data: [DONE]``;
+- an upstream error event, a cut or stalled connection, or an end with no ``finish_reason``:
+  an SSE ``error`` event in the SPEC §6 shape and no ``[DONE]`` (a truncated answer is never
+  presented as a success). Partial usage is metered either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+
+from gateway import _router_core as core
+from gateway.api.outcome import Outcome
+from gateway.errors import GatewayError, ProviderError, ProviderTimeout, provider_headers
+from gateway.metering import Usage
+from gateway.providers import UpstreamStream
+
+log = logging.getLogger("routegate.streaming")
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+CLIENT_CLOSED = 499  # nginx's convention for "client closed the request"
+
+
+async def relay_stream(outcome: Outcome, upstream: UpstreamStream) -> AsyncIterator[bytes]:
+    relay = core.OpenAIStreamRelay(model=outcome.model_served)
+    try:
+        async for out in _relay(outcome, upstream, relay):
+            yield out
+    finally:
+        if not outcome.recorded:  # the client went away: meter what was delivered
+            _settle_usage(outcome, relay)
+            outcome.record(status=CLIENT_CLOSED)
+
+
+async def _relay(
+    outcome: Outcome, upstream: UpstreamStream, relay: core.OpenAIStreamRelay
+) -> AsyncIterator[bytes]:
+    deployment = outcome.deployment
+    assert deployment is not None
+    failure: GatewayError | None = None
+    try:
+        out = relay.feed(upstream.first)
+        if out:
+            yield out
+        while not (relay.done or relay.error):
+            try:
+                chunk = await anext(upstream.rest)
+            except StopAsyncIteration:
+                break
+            out = relay.feed(chunk)
+            if out:
+                yield out
+        out = relay.finish()
+        if out:
+            yield out
+    except (httpx.TimeoutException, asyncio.TimeoutError):
+        failure = ProviderTimeout(f"Provider '{deployment.provider.id}': the stream stalled.")
+    except httpx.TransportError as exc:
+        failure = ProviderError(
+            f"Provider '{deployment.provider.id}': the stream was cut ({type(exc).__name__})."
+        )
+    finally:
+        await upstream.close()
+    if failure is None:
+        failure = _stream_failure(deployment.provider.id, relay)
+    _settle_usage(outcome, relay)
+    if failure is not None:
+        failure.headers.update(provider_headers(deployment.provider.id, "stream_error", False))
+        outcome.record(status=failure.status, error=failure)
+        yield b"event: error\ndata: " + failure.body(outcome.request_id) + b"\n\n"
+        return
+    outcome.record(status=200)
+    yield b"data: " + _encoder.encode(_final_chunk(outcome, relay)) + b"\n\ndata: [DONE]\n\n"
+
+
+def _stream_failure(provider: str, relay: core.OpenAIStreamRelay) -> GatewayError | None:
+    if relay.error is not None:
+        message = "the provider reported an error mid-stream"
+        try:
+            detail = _decoder.decode(relay.error)
+            inner = detail.get("error") if isinstance(detail, dict) else None
+            if isinstance(inner, dict) and inner.get("message"):
+                message = str(inner["message"])[:500]
+        except msgspec.DecodeError:
+            pass
+        return ProviderError(f"Provider '{provider}': {message}")
+    if not relay.done and relay.finish_reason is None:
+        return ProviderError(f"Provider '{provider}': the stream ended before the answer did.")
+    return None
+
+
+def _settle_usage(outcome: Outcome, relay: core.OpenAIStreamRelay) -> None:
+    reported = relay.usage
+    if reported is not None:
+        prompt, completion, cached, reasoning = reported
+        outcome.usage = Usage(prompt, completion, cached, reasoning)
+        return
+    plan = outcome.plan
+    outcome.usage = Usage(
+        input_tokens=plan.prompt_tokens if plan else 0,
+        output_tokens=(relay.content_chars + 3) // 4,
+    )
+    outcome.usage_estimated = True
+
+
+def _final_chunk(outcome: Outcome, relay: core.OpenAIStreamRelay) -> dict[str, object]:
+    usage = outcome.usage or Usage()
+    deployment = outcome.deployment
+    assert deployment is not None
+    body: dict[str, object] = {
+        "id": relay.chunk_id or f"chatcmpl-{outcome.request_id}",
+        "object": "chat.completion.chunk",
+        "created": relay.created or 0,
+        "model": deployment.model.id,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        },
+        "routing_metadata": outcome.routing_metadata(),
+    }
+    return body

@@ -1,0 +1,198 @@
+"""The ASGI callable: path table → handler; nothing else.
+
+A request's layers, in order, and what each adds:
+
+1. ``App.__call__`` gives it a request id, reads the body within ``max_body_bytes`` (413),
+   and finds its handler by exact path, then by pattern (404 ``not_found`` otherwise).
+2. The handler (``gateway.api.*``) authenticates, validates, routes, dispatches and meters.
+3. ``App`` renders the ``Response``/``StreamResponse``, or turns any ``GatewayError`` into the
+   SPEC §6 body; anything unexpected becomes a logged 500 ``internal_error`` with no detail.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gateway.api import chat, health, management, models
+from gateway.context import Context
+from gateway.errors import GatewayError, InternalError, InvalidRequest, NotFound, RequestTooLarge
+from gateway.http import JSON_TYPE, Request, Response, StreamResponse
+from gateway.settings import Settings
+
+log = logging.getLogger("routegate")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[[Context, Request], Awaitable[Response | StreamResponse]]
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/chat/completions"): chat.chat_completions,
+    ("GET", "/v1/models"): models.list_models,
+    ("GET", "/v1/workspaces"): management.list_workspaces,
+    ("GET", "/health"): health.health,
+    ("GET", "/ready"): health.ready,
+}
+PATTERNS: list[tuple[str, re.Pattern[str], Handler]] = [
+    ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)$"), management.get_workspace),
+    ("POST", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.create_key),
+    ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.list_keys),
+]
+KNOWN_PATHS = {path for _, path in ROUTES}
+
+
+def _match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    handler = ROUTES.get((method, path))
+    if handler is not None:
+        return handler, {}
+    path_known = path in KNOWN_PATHS
+    for pattern_method, pattern, candidate in PATTERNS:
+        found = pattern.match(path)
+        if found:
+            if pattern_method == method:
+                return candidate, found.groupdict()
+            path_known = True
+    if path_known:
+        raise InvalidRequest(
+            f"Method {method} is not allowed on {path}.", code="method_not_allowed"
+        )
+    raise NotFound(f"Unknown path: {method} {path}")
+
+
+def _header_list(headers: dict[str, str], content_type: str) -> list[tuple[bytes, bytes]]:
+    items = [(b"content-type", content_type.encode())]
+    items += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    return items
+
+
+class App:
+    """One per worker process; holds the ``Context`` built at start."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.max_body = ctx.config.defaults.max_body_bytes
+        self._closed = False
+        atexit.register(self._close_sync)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = "req_" + uuid.uuid4().hex
+        try:
+            handler, params = _match(scope["method"], scope["path"])
+            body = await self._read_body(scope, receive)
+            request = Request.from_scope(scope, body, request_id)
+            request.path_params = params
+            result = await handler(self.ctx, request)
+        except GatewayError as error:
+            await self._send_error(send, error, request_id)
+            return
+        except Exception:
+            log.exception(
+                "internal error on %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            await self._send_error(send, InternalError("Internal server error."), request_id)
+            return
+        if isinstance(result, StreamResponse):
+            await self._send_stream(send, result)
+        else:
+            result.headers.setdefault("x-request-id", request_id)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": result.status,
+                    "headers": _header_list(result.headers, result.content_type),
+                }
+            )
+            await send({"type": "http.response.body", "body": result.body})
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise self._too_large()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _too_large(self) -> RequestTooLarge:
+        return RequestTooLarge(f"Request body exceeds the limit of {self.max_body} bytes.")
+
+    async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
+        headers = {**error.headers, "x-request-id": request_id}
+        await send(
+            {
+                "type": "http.response.start",
+                "status": error.status,
+                "headers": _header_list(headers, JSON_TYPE),
+            }
+        )
+        await send({"type": "http.response.body", "body": error.body(request_id)})
+
+    async def _send_stream(self, send: Send, result: StreamResponse) -> None:
+        headers = {**result.headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+        await send(
+            {
+                "type": "http.response.start",
+                "status": result.status,
+                "headers": _header_list(headers, "text/event-stream; charset=utf-8"),
+            }
+        )
+        chunks = result.chunks
+        try:
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.ctx.aclose()
+
+    def _close_sync(self) -> None:
+        """At interpreter exit without a lifespan shutdown: still flush usage records."""
+        if not self._closed:
+            self._closed = True
+            self.ctx.usage.close()
+
+
+def create_app() -> App:
+    """granian's factory target: each worker builds its own context from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return App(Context.build(Settings.from_env()))

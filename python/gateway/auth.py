@@ -1,0 +1,124 @@
+"""Gateway keys: generation, keyed hashing at rest, and a short-lived lookup cache.
+
+A key is ``rg_live_`` or ``rg_test_`` followed by 43 URL-safe characters (32 random bytes).
+The store only ever sees HMAC-SHA256(hash key, secret); the hash key is derived from the
+gateway master key, so a leaked database alone cannot be used to check guesses offline.
+The cache keeps lookups off the store on the hot path; its TTL bounds how long a revoked key
+keeps working in a process (SPEC §7: within 1 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+
+from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.store.records import ApiKey, KeyMode, Scope
+
+LIVE_PREFIX = "rg_live_"
+TEST_PREFIX = "rg_test_"
+CACHE_TTL_S = 0.5
+_NEGATIVE_TTL_S = 0.5
+
+
+def derive_hash_key(master_key: bytes) -> bytes:
+    """The key-hashing key: a labelled derivation so it differs from the BYOK key."""
+    return hmac.new(master_key, b"routegate/key-hash/v1", hashlib.sha256).digest()
+
+
+def generate_secret(mode: KeyMode) -> str:
+    prefix = LIVE_PREFIX if mode == "live" else TEST_PREFIX
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_secret(hash_key: bytes, secret: str) -> str:
+    return hmac.new(hash_key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    """What listings show of a key: its mode prefix and four characters."""
+    return secret[: len(LIVE_PREFIX) + 4] + "…"
+
+
+def new_key_record(
+    *,
+    hash_key: bytes,
+    workspace_id: str,
+    name: str,
+    mode: KeyMode,
+    scopes: tuple[Scope, ...],
+    gateway_wide: bool = False,
+    secret: str | None = None,
+    **options: object,
+) -> tuple[str, ApiKey]:
+    """Make a key: returns the plain secret (shown once) and the record to store."""
+    plain = secret or generate_secret(mode)
+    record = ApiKey(
+        id="key_" + uuid.uuid4().hex[:24],
+        workspace_id=workspace_id,
+        key_hash=hash_secret(hash_key, plain),
+        prefix=display_prefix(plain),
+        name=name,
+        mode=mode,
+        scopes=scopes,
+        created_at=utc_now(),
+        gateway_wide=gateway_wide,
+        **options,  # type: ignore[arg-type]
+    )
+    return plain, record
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def extract_secret(headers: Mapping[str, str]) -> str:
+    """Read the key from ``Authorization: Bearer`` or ``X-API-Key`` (SPEC §1, §5)."""
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        token = authorization[7:].strip()
+        if token:
+            return token
+    api_key = headers.get("x-api-key", "").strip()
+    if api_key:
+        return api_key
+    raise AuthenticationFailed(
+        "Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+    )
+
+
+class KeyResolver:
+    """Secret → stored key record, through a per-process cache with a short TTL."""
+
+    def __init__(self, hash_key: bytes, lookup: Callable[[str], ApiKey | None]) -> None:
+        self._hash_key = hash_key
+        self._lookup = lookup
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    def resolve(self, secret: str) -> ApiKey:
+        key_hash = hash_secret(self._hash_key, secret)
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            record = cached[1]
+        else:
+            record = self._lookup(key_hash)
+            ttl = CACHE_TTL_S if record is not None else _NEGATIVE_TTL_S
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key_hash] = (now + ttl, record)
+        if record is None or record.status != "active":
+            raise AuthenticationFailed("Invalid API key.")
+        if record.expires_at is not None and record.expires_at <= utc_now():
+            raise AuthenticationFailed("API key has expired.")
+        return record
+
+
+def require_scope(key: ApiKey, scope: Scope) -> None:
+    if scope not in key.scopes:
+        raise PermissionDenied(f"This API key lacks the '{scope}' scope.")

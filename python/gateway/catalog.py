@@ -1,0 +1,156 @@
+"""The validated config compiled into the native core's candidate table.
+
+One row per deployment (model × provider × region × key source), sorted by id so that the
+core's "lower row index" tie-break is the SPEC's "lower id". The built-in ``mock`` provider is
+given one deployment of every model here, copying the model's first offer, so test keys route
+through exactly the same machinery as live ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway import _router_core as core
+from gateway.config import TASKS, Config, ModelConfig, OfferConfig, Price, ProviderConfig
+
+CAPABILITY_BITS: dict[str, int] = {
+    "tools": core.CAP_TOOLS,
+    "vision": core.CAP_VISION,
+    "json_object": core.CAP_JSON_OBJECT,
+    "json_schema": core.CAP_JSON_SCHEMA,
+    "audio": core.CAP_AUDIO,
+    "reasoning": core.CAP_REASONING,
+    "embeddings": core.CAP_EMBEDDINGS,
+}
+DATA_POLICY_LEVELS: dict[str, int] = {
+    "none": core.DATA_POLICY_NONE,
+    "no_training": core.DATA_POLICY_NO_TRAINING,
+    "zdr": core.DATA_POLICY_ZDR,
+}
+MOCK_PROVIDER = "mock"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What dispatch and metering need to know about one row of the table."""
+
+    row: int
+    model: ModelConfig
+    provider: ProviderConfig
+    provider_model_id: str
+    region: str
+    key_source: str
+    offer: OfferConfig
+
+    @property
+    def price(self) -> Price:
+        return self.offer.price
+
+
+class Catalog:
+    """Name lookups plus the native ``CandidateTable`` built once at start."""
+
+    def __init__(self, config: Config, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.config = config
+        self.models = sorted(config.models, key=lambda m: m.id)
+        self.providers = sorted(config.providers, key=lambda p: p.id)
+        self.model_index: dict[str, int] = {}
+        for index, model in enumerate(self.models):
+            for name in (model.id, *model.aliases):
+                self.model_index[name.lower()] = index
+        self.provider_index: dict[str, int] = {}
+        for index, provider in enumerate(self.providers):
+            for name in (provider.id, *provider.aliases):
+                self.provider_index[name.lower()] = index
+        self.mock_index = self.provider_index.get(MOCK_PROVIDER)
+        self.deployments = self._deployments()
+        self.regions = sorted({d.region for d in self.deployments})
+        self.region_index = {name: index for index, name in enumerate(self.regions)}
+        self.usable_providers = np.array(
+            [_has_credentials(p, env) for p in self.providers], dtype=np.bool_
+        )
+        self.table = self._table()
+
+    def model(self, name: str) -> int | None:
+        return self.model_index.get(name.lower())
+
+    def provider(self, name: str) -> int | None:
+        return self.provider_index.get(name.lower())
+
+    def _deployments(self) -> list[Deployment]:
+        pending: list[tuple[ModelConfig, ProviderConfig, OfferConfig, str]] = []
+        first_offer: dict[str, OfferConfig] = {}  # model id → its first offer, for mock
+        for offer in self.config.offers:
+            model = self.models[self.model_index[offer.model.lower()]]
+            provider = self.providers[self.provider_index[offer.provider.lower()]]
+            first_offer.setdefault(model.id, offer)
+            for region in offer.regions or provider.regions:
+                pending.append((model, provider, offer, region))
+        if self.mock_index is not None:
+            mock = self.providers[self.mock_index]
+            for model_id, offer in first_offer.items():
+                model = self.models[self.model_index[model_id]]
+                pending.extend((model, mock, offer, region) for region in mock.regions)
+        pending.sort(key=lambda p: (p[0].id, p[1].id, p[3], p[2].provider_model_id or ""))
+        return [
+            Deployment(
+                row=row,
+                model=model,
+                provider=provider,
+                provider_model_id=(
+                    model.id
+                    if provider.id == MOCK_PROVIDER
+                    else offer.provider_model_id or model.id
+                ),
+                region=region,
+                key_source="platform",
+                offer=offer,
+            )
+            for row, (model, provider, offer, region) in enumerate(pending)
+        ]
+
+    def _table(self) -> core.CandidateTable:
+        rows = self.deployments
+        source = [d.offer for d in rows]
+        caps = [sum(CAPABILITY_BITS[c] for c in set(o.capabilities)) for o in source]
+        quality = np.array(
+            [[d.model.quality.get(task, 0.5) for task in TASKS] for d in rows], dtype=np.float64
+        ).reshape(len(rows), len(TASKS))
+        return core.CandidateTable(
+            model=np.array([self.model_index[d.model.id] for d in rows], dtype=np.int32),
+            provider=np.array([self.provider_index[d.provider.id] for d in rows], dtype=np.int32),
+            region=np.array([self.region_index[d.region] for d in rows], dtype=np.int32),
+            price_input=np.array([d.price.input for d in rows], dtype=np.float64),
+            price_output=np.array([d.price.output for d in rows], dtype=np.float64),
+            price_cached=np.array(
+                [
+                    d.price.cached_input if d.price.cached_input is not None else d.price.input
+                    for d in rows
+                ],
+                dtype=np.float64,
+            ),
+            context_window=np.array([o.context_window for o in source], dtype=np.int64),
+            max_output=np.array([o.max_output for o in source], dtype=np.int64),
+            capabilities=np.array(caps, dtype=np.uint32),
+            data_policy=np.array(
+                [DATA_POLICY_LEVELS[d.provider.data_policy] for d in rows], dtype=np.uint8
+            ),
+            key_source=np.full(len(rows), core.KEY_SOURCE_PLATFORM, dtype=np.uint8),
+            ttft_ms=np.array([o.ttft_ms for o in source], dtype=np.float64),
+            throughput_tps=np.array([o.throughput_tps for o in source], dtype=np.float64),
+            success_rate=np.ones(len(rows), dtype=np.float64),
+            circuit_open=np.zeros(len(rows), dtype=np.bool_),
+            quality=quality,
+        )
+
+
+def _has_credentials(provider: ProviderConfig, env: Mapping[str, str]) -> bool:
+    """A provider is a candidate only with a usable key (or none needed: mock, keyless)."""
+    if provider.api_key_env is None:
+        return True
+    return bool(env.get(provider.api_key_env, "").strip())

@@ -1,0 +1,180 @@
+"""The ``routegate`` command: serve, config check, models, bench.
+
+``serve`` validates the config and bootstraps the store (the ``default`` workspace, the admin
+key and a test key, printed once at first start) in this process, before granian starts any
+worker, so workers never race to create them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from granian import Granian
+from granian.constants import Interfaces
+
+from gateway.auth import derive_hash_key, hash_secret, new_key_record, utc_now
+from gateway.bench import main as bench_main
+from gateway.config import ConfigError, load_config
+from gateway.settings import Settings, load_master_key
+from gateway.store import Store, open_store
+from gateway.store.records import Scope, Workspace
+
+DEFAULT_HOST = "127.0.0.1"
+ALL_SCOPES: tuple[Scope, ...] = ("inference", "read", "admin")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="routegate", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="YAML config (default: $ROUTEGATE_CONFIG)")
+    serve.add_argument("--host", default=os.environ.get("ROUTEGATE_HOST", DEFAULT_HOST))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("ROUTEGATE_PORT", "8080")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("ROUTEGATE_WORKERS", "1")))
+    serve.add_argument("--data-dir", help="state directory (default: $ROUTEGATE_DATA_DIR)")
+    config = commands.add_parser("config", help="configuration tools")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate a config file without serving")
+    check.add_argument("file", nargs="?", help="YAML config (default: $ROUTEGATE_CONFIG)")
+    models = commands.add_parser("models", help="list the catalog's models and offers")
+    models.add_argument("--config", help="YAML config (default: $ROUTEGATE_CONFIG)")
+    commands.add_parser(
+        "bench", help="run the load harness (see benches/README.md)", add_help=False
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["bench"]:
+        return bench_main(args_list[1:])
+    args = _parser().parse_args(args_list)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "config":
+        return config_check(args.file or os.environ.get("ROUTEGATE_CONFIG"))
+    if args.command == "models":
+        return list_models(args.config or os.environ.get("ROUTEGATE_CONFIG"))
+    return 2
+
+
+def config_check(path: str | None) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"{path or 'built-in catalog'}: OK ({len(config.providers)} providers, "
+        f"{len(config.models)} models, {len(config.offers)} offers, "
+        f"{len(config.policies)} policies)"
+    )
+    return 0
+
+
+def list_models(path: str | None) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for model in sorted(config.models, key=lambda m: m.id):
+        providers = sorted({o.provider for o in config.offers if o.model == model.id})
+        print(f"{model.id:28} {model.kind:9} {', '.join(providers)}")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.config:
+        os.environ["ROUTEGATE_CONFIG"] = str(Path(args.config).resolve())
+    if args.data_dir:
+        os.environ["ROUTEGATE_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    settings = Settings.from_env()
+    os.environ["ROUTEGATE_DATA_DIR"] = str(settings.data_dir)
+    try:
+        config = settings.load_config()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    store = open_store(settings.store_url(config), settings.data_dir)
+    try:
+        lines = bootstrap(store, settings)
+    finally:
+        store.close()
+    print(
+        f"Routegate serving on http://{args.host}:{args.port} "
+        f"(data: {settings.data_dir}, workers: {args.workers})",
+        flush=True,
+    )
+    for line in lines:
+        print(line, flush=True)
+    Granian(
+        "gateway.app:create_app",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_access=False,
+    ).serve()
+    return 0
+
+
+def bootstrap(store: Store, settings: Settings) -> list[str]:
+    """Create what a first start creates; return the lines to print (secrets shown once)."""
+    hash_key = _hash_key(settings)
+    lines: list[str] = []
+    workspace = store.get_workspace_by_slug("default")
+    if workspace is None:
+        workspace = Workspace(id="ws_default", name="Default", slug="default", created_at=utc_now())
+        store.create_workspace(workspace)
+        lines.append(f'First start: created workspace "default" ({workspace.id}).')
+    if settings.admin_key:
+        if store.get_key_by_hash(hash_secret(hash_key, settings.admin_key)) is None:
+            _, record = new_key_record(
+                hash_key=hash_key,
+                workspace_id=workspace.id,
+                name="bootstrap admin",
+                mode="live",
+                scopes=ALL_SCOPES,
+                gateway_wide=True,
+                secret=settings.admin_key,
+            )
+            store.create_key(record)
+        lines.append("  admin key: from ROUTEGATE_ADMIN_KEY")
+    elif store.get_meta("bootstrap_admin_key") is None:
+        secret, record = new_key_record(
+            hash_key=hash_key,
+            workspace_id=workspace.id,
+            name="bootstrap admin",
+            mode="live",
+            scopes=ALL_SCOPES,
+            gateway_wide=True,
+        )
+        store.create_key(record)
+        store.set_meta("bootstrap_admin_key", record.id)
+        lines.append(f"  admin key: {secret}   (gateway-wide; shown once)")
+    if store.get_meta("bootstrap_test_key") is None:
+        secret, record = new_key_record(
+            hash_key=hash_key,
+            workspace_id=workspace.id,
+            name="quick start test key",
+            mode="test",
+            scopes=("inference",),
+        )
+        store.create_key(record)
+        store.set_meta("bootstrap_test_key", record.id)
+        lines.append(f"  test key:  {secret}   (mock provider, free; shown once)")
+    return lines
+
+
+def _hash_key(settings: Settings) -> bytes:
+    return derive_hash_key(load_master_key(settings.data_dir))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

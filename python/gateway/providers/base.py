@@ -1,0 +1,60 @@
+"""What every provider module offers the attempt loop: two calls and one failure type.
+
+A provider turns an OpenAI-shaped payload into an upstream call and hands back either an
+OpenAI ``chat.completion`` dict or an OpenAI-format SSE byte stream. Anything that goes wrong
+is an ``AttemptFailure`` that says whether another candidate may be tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from gateway.catalog import Deployment
+
+FailureKind = Literal[
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "connect_error",
+    "bad_request",
+    "auth_error",
+    "client_error",
+    "stream_error",
+]
+RETRYABLE: frozenset[str] = frozenset({"rate_limited", "server_error", "timeout", "connect_error"})
+
+
+@dataclass
+class AttemptFailure(Exception):
+    """One failed attempt at one deployment."""
+
+    kind: FailureKind
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+@dataclass
+class UpstreamStream:
+    """An upstream stream that has produced its first bytes (nothing sent to the client yet)."""
+
+    first: bytes
+    rest: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]] = field(repr=False)
+
+
+class Provider(Protocol):
+    async def complete(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def stream(self, deployment: Deployment, payload: dict[str, Any]) -> UpstreamStream: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,89 @@
+"""The built-in ``mock`` provider: serves ``rg_test_`` keys in-process, free and offline.
+
+Its answer is deterministic (a fixed sentence naming the model) and it speaks the OpenAI wire
+format, streaming included, so test traffic exercises the same relay and metering code as
+live traffic without touching a network.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from gateway.catalog import Deployment
+from gateway.providers.base import UpstreamStream
+
+_encoder = msgspec.json.Encoder()
+
+
+def mock_text(model: str) -> str:
+    return f"This is a mock response from Routegate's built-in mock provider for {model}."
+
+
+def _usage(payload: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    prompt_chars = len(_encoder.encode(payload.get("messages", [])))
+    prompt_tokens = max(1, prompt_chars // 4)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class MockProvider:
+    """Answers every model with ``mock_text``; ``usage`` is an estimate from the payload size."""
+
+    async def complete(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
+        text = mock_text(deployment.model.id)
+        return {
+            "id": "chatcmpl-mock-" + uuid.uuid4().hex[:20],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": deployment.model.id,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(payload, len(text.split())),
+        }
+
+    async def stream(self, deployment: Deployment, payload: dict[str, Any]) -> UpstreamStream:
+        events = list(self._events(deployment, payload))
+        return UpstreamStream(first=events[0], rest=_iterate(events[1:]), close=_nothing)
+
+    def _events(self, deployment: Deployment, payload: dict[str, Any]) -> list[bytes]:
+        words = mock_text(deployment.model.id).split(" ")
+        base = {
+            "id": "chatcmpl-mock-" + uuid.uuid4().hex[:20],
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": deployment.model.id,
+        }
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        deltas += [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+        ]
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        chunks.append({**base, "choices": [], "usage": _usage(payload, len(words))})
+        return [b"data: " + _encoder.encode(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _iterate(items: list[bytes]) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+async def _nothing() -> None:
+    return None

@@ -1,0 +1,145 @@
+"""msgspec structs for request bodies, and the decode step that turns msgspec's errors into
+400s naming the offending ``param``.
+
+Chat requests are decoded once to a plain dict (so unknown OpenAI fields can be forwarded
+unchanged) and that dict is converted once into ``ChatRequest`` for validation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from gateway.errors import InvalidRequest, MissingParameter
+from gateway.routing_options import RoutingOptions
+
+T = TypeVar("T")
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
+Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+ModelList = Annotated[list[str], msgspec.Meta(min_length=1, max_length=10)]
+Tag = Annotated[str, msgspec.Meta(max_length=50)]
+
+
+class Message(msgspec.Struct, kw_only=True):
+    """One chat message; content shapes beyond this are checked by the provider."""
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class ResponseFormat(msgspec.Struct, kw_only=True):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class Tool(msgspec.Struct, kw_only=True):
+    type: Literal["function"] = "function"
+    function: dict[str, Any]
+
+
+class GatewayMetadata(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Caller-supplied labels stored with the usage record (never sent upstream)."""
+
+    tags: Annotated[list[Tag], msgspec.Meta(max_length=100)] | None = None
+    user_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    trace_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    custom_fields: (
+        Annotated[
+            dict[
+                Annotated[str, msgspec.Meta(max_length=50)],
+                Annotated[str, msgspec.Meta(max_length=200)],
+            ],
+            msgspec.Meta(max_length=10),
+        ]
+        | None
+    ) = None
+
+
+class ChatRequest(msgspec.Struct, kw_only=True):
+    """The OpenAI chat-completions body plus the gateway's extensions (SPEC §2)."""
+
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
+    model: str | None = None
+    models: ModelList | None = None
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
+    temperature: Temperature | None = None
+    top_p: Fraction | None = None
+    n: PositiveInt | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    seed: int | None = None
+    user: str | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    metadata: dict[str, Any] | None = None
+    routing: RoutingOptions | None = None
+    extensions: dict[str, Any] | None = None
+    gateway_metadata: GatewayMetadata | None = None
+
+
+GATEWAY_FIELDS: frozenset[str] = frozenset({"models", "routing", "extensions", "gateway_metadata"})
+
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
+
+
+def _param_from_error(message: str) -> tuple[str, str | None, bool]:
+    """Split msgspec's message into (text, param path, was-a-missing-field)."""
+    match = _PATH.search(message)
+    path = match.group("path").lstrip(".") if match else ""
+    text = message[: match.start()] if match else message
+    missing = _MISSING.match(text)
+    if missing:
+        field = missing.group("field")
+        path = f"{path}.{field}" if path else field
+    return text, (path or None), missing is not None
+
+
+def convert(data: object, kind: type[T], *, prefix: str = "") -> T:
+    """Validate decoded JSON into ``kind``; a failure is a 400 that names the param."""
+    try:
+        return msgspec.convert(data, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        text, param, missing = _param_from_error(str(exc))
+        if prefix and param:
+            param = f"{prefix}.{param}"
+        elif prefix:
+            param = prefix
+        if missing:
+            raise MissingParameter(f"Missing required parameter: '{param}'.", param=param) from None
+        raise InvalidRequest(f"Invalid value for '{param}': {text}", param=param) from None
+
+
+_decoder = msgspec.json.Decoder()
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """Decode a JSON request body that must be an object."""
+    try:
+        value = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    return value

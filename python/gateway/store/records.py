@@ -1,0 +1,70 @@
+"""Plain records the store keeps. No secrets in plain text: keys are stored as keyed hashes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+KeyMode = Literal["live", "test"]
+Scope = Literal["inference", "read", "admin"]
+KeyStatus = Literal["active", "revoked"]
+
+
+class Workspace(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    slug: str
+    created_at: str
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A gateway key as stored: ``key_hash`` is HMAC-SHA256 of the secret, never the secret."""
+
+    id: str
+    workspace_id: str
+    key_hash: str
+    prefix: str
+    name: str
+    mode: KeyMode
+    scopes: tuple[Scope, ...]
+    created_at: str
+    status: KeyStatus = "active"
+    gateway_wide: bool = False
+    allowed_models: tuple[str, ...] | None = None
+    ip_allowlist: tuple[str, ...] | None = None
+    default_policy: str | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_cost_per_request: float | None = None
+    expires_at: str | None = None
+    last_used_at: str | None = None
+
+
+class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One request's metering record (SPEC §7). Never prompt or completion text."""
+
+    request_id: str
+    created_at: str
+    workspace_id: str
+    key_id: str
+    model_requested: str
+    model_served: str | None
+    provider: str | None
+    region: str | None
+    key_source: str | None
+    strategy: str | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    status: int = 200
+    error_code: str | None = None
+    stream: bool = False
+    usage_estimated: bool = False
+    fallback_chain: str | None = None
+    gateway_metadata: str | None = None

@@ -1,0 +1,141 @@
+"""Embedded store: one SQLite file in WAL mode, safe for several granian workers on one host.
+
+Records are kept as msgspec-encoded JSON beside the columns they are looked up by, so a
+schema change to a record needs no migration of the table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from gateway.store.records import ApiKey, UsageRecord, Workspace
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY, slug TEXT UNIQUE NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, key_hash TEXT UNIQUE NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys (workspace_id);
+CREATE TABLE IF NOT EXISTS usage (
+    request_id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS usage_workspace_time ON usage (workspace_id, created_at);
+"""
+
+_encoder = msgspec.json.Encoder()
+
+
+class SqliteStore:
+    """The embedded default store (``sqlite:///path``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+
+    def _one(self, kind: type[R], sql: str, args: tuple[object, ...]) -> R | None:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return None if row is None else msgspec.json.decode(row[0], type=kind)
+
+    def _all(self, kind: type[R], sql: str, args: tuple[object, ...]) -> list[R]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [msgspec.json.decode(row[0], type=kind) for row in rows]
+
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def create_workspace(self, workspace: Workspace) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO workspaces (id, slug, data) VALUES (?, ?, ?)",
+                (workspace.id, workspace.slug, _encoder.encode(workspace)),
+            )
+
+    def get_workspace(self, workspace_id: str) -> Workspace | None:
+        return self._one(Workspace, "SELECT data FROM workspaces WHERE id = ?", (workspace_id,))
+
+    def get_workspace_by_slug(self, slug: str) -> Workspace | None:
+        return self._one(Workspace, "SELECT data FROM workspaces WHERE slug = ?", (slug,))
+
+    def list_workspaces(self) -> list[Workspace]:
+        return self._all(Workspace, "SELECT data FROM workspaces ORDER BY rowid", ())
+
+    def create_key(self, key: ApiKey) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO api_keys (id, workspace_id, key_hash, data) VALUES (?, ?, ?, ?)",
+                (key.id, key.workspace_id, key.key_hash, _encoder.encode(key)),
+            )
+
+    def get_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self._one(ApiKey, "SELECT data FROM api_keys WHERE key_hash = ?", (key_hash,))
+
+    def list_keys(self, workspace_id: str) -> list[ApiKey]:
+        return self._all(
+            ApiKey,
+            "SELECT data FROM api_keys WHERE workspace_id = ? ORDER BY rowid",
+            (workspace_id,),
+        )
+
+    def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+        rows = [(r.request_id, r.workspace_id, r.created_at, _encoder.encode(r)) for r in records]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO usage (request_id, workspace_id, created_at, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def list_usage(self, workspace_id: str, since: str) -> list[UsageRecord]:
+        return self._all(
+            UsageRecord,
+            "SELECT data FROM usage WHERE workspace_id = ? AND created_at >= ? ORDER BY created_at",
+            (workspace_id, since),
+        )
+
+    def ping(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
