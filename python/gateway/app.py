@@ -20,7 +20,13 @@ from typing import Any
 
 from gateway.api import chat, health, management, models
 from gateway.context import Context
-from gateway.errors import GatewayError, InternalError, InvalidRequest, NotFound, RequestTooLarge
+from gateway.errors import (
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+)
 from gateway.http import JSON_TYPE, Request, Response, StreamResponse
 from gateway.settings import Settings
 
@@ -59,9 +65,7 @@ def _match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
                 return candidate, found.groupdict()
             path_known = True
     if path_known:
-        raise InvalidRequest(
-            f"Method {method} is not allowed on {path}.", code="method_not_allowed"
-        )
+        raise MethodNotAllowed(f"Method {method} is not allowed on {path}.")
     raise NotFound(f"Unknown path: {method} {path}")
 
 

@@ -11,6 +11,7 @@ The tree::
     ├── PermissionDenied            403 permission_error / forbidden | model_not_allowed | …
     ├── NotFound                    404 not_found_error / not_found
     │   └── ModelNotFound           404 … / model_not_found
+    ├── MethodNotAllowed            405 invalid_request_error / method_not_allowed
     ├── PolicyConflict              409 policy_error / policy_conflict
     ├── RequestTooLarge             413 invalid_request_error / request_too_large
     ├── RateLimited                 429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
@@ -99,6 +100,10 @@ class NotFound(GatewayError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
 
 
 class PolicyConflict(GatewayError):

@@ -51,6 +51,17 @@ SUFFIXES: dict[str, str] = {
     "balanced": "balanced",
 }
 DEFAULT_EXPECTED_OUTPUT = 512
+CONSTRAINT_MEANINGS: dict[str, str] = {
+    "model": "no deployment offers the requested model(s)",
+    "capabilities": "no deployment has every capability the request needs "
+    "(vision, tools, json_object/json_schema, audio, reasoning)",
+    "region": "no deployment is in an allowed region",
+    "data_policy": "no deployment meets the required data policy",
+    "provider": "no allowed provider with a usable key offers it",
+    "key_source": "no deployment has the required key source (BYOK or platform)",
+    "price": "every deployment costs more than routing.max_cost_per_1m",
+    "quality_floor": "no deployment reaches the quality floor for this task",
+}
 _CONTEXT_CONSTRAINTS = frozenset({"context_window", "max_output"})
 
 
@@ -292,10 +303,7 @@ class Router:
                 f"candidate deployment (constraint '{constraint}').",
                 param="messages",
             )
-        detail = {
-            "provider": "no provider that is allowed and has a usable key offers it",
-            "model": "no deployment offers the requested model",
-        }.get(constraint, "no deployment satisfies it")
+        detail = CONSTRAINT_MEANINGS.get(constraint, "no deployment satisfies it")
         raise PolicyConflict(
             f"No candidate satisfies the routing constraints: '{constraint}' "
             f"emptied the candidate set ({detail}).",
