@@ -4,10 +4,37 @@ The core does per-request computation only: request analysis, candidate filterin
 scoring, SSE framing and stream relaying. It never does I/O and holds no configured policy.
 """
 
-from typing import Final
+from typing import Final, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self
+
+__all__ = [
+    "CAP_AUDIO",
+    "CAP_EMBEDDINGS",
+    "CAP_JSON_OBJECT",
+    "CAP_JSON_SCHEMA",
+    "CAP_REASONING",
+    "CAP_TOOLS",
+    "CAP_VISION",
+    "CONSTRAINT_NAMES",
+    "DATA_POLICY_NONE",
+    "DATA_POLICY_NO_TRAINING",
+    "DATA_POLICY_ZDR",
+    "KEY_SOURCE_ANY",
+    "KEY_SOURCE_BYOK",
+    "KEY_SOURCE_PLATFORM",
+    "Analysis",
+    "CandidateTable",
+    "OpenAIStreamRelay",
+    "RouteRequest",
+    "RouteResult",
+    "SseEvent",
+    "SseParser",
+    "__version__",
+    "analyze",
+]
 
 __version__: Final[str]
 
@@ -34,6 +61,7 @@ DATA_POLICY_ZDR: Final[int]
 # Names of the hard constraints, as reported in ``RouteResult.emptied_by``.
 CONSTRAINT_NAMES: Final[tuple[str, ...]]
 
+@final
 class Analysis:
     """What one pass over a chat-completions body found, without Python touching text."""
 
@@ -60,14 +88,15 @@ def analyze(body: bytes, /) -> Analysis:
     object.
     """
 
+@final
 class CandidateTable:
     """Columnar table of deployments; built once from the catalog, shared by all requests.
 
     Every column has one entry per deployment (row). ``quality`` is shaped (rows, tasks).
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         model: npt.NDArray[np.int32],
         provider: npt.NDArray[np.int32],
@@ -85,7 +114,7 @@ class CandidateTable:
         success_rate: npt.NDArray[np.float64],
         circuit_open: npt.NDArray[np.bool_],
         quality: npt.NDArray[np.float64],
-    ) -> None:
+    ) -> Self:
         """Copy the columns in. Raises ``ValueError`` when lengths or shapes disagree."""
     def __len__(self) -> int: ...
     @property
@@ -104,6 +133,7 @@ class CandidateTable:
     def route(self, request: RouteRequest, /) -> RouteResult:
         """Enumerate, filter and score in one call with the GIL released."""
 
+@final
 class RouteRequest:
     """Constraints and weights for one routing decision (built per request by routing.py).
 
@@ -111,8 +141,8 @@ class RouteRequest:
     every id. ``weights`` is (cost, ttft, throughput, reliability, quality) and is normalised.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         model_mask: npt.NDArray[np.bool_] | None = None,
         provider_mask: npt.NDArray[np.bool_] | None = None,
@@ -131,9 +161,10 @@ class RouteRequest:
         task: int = 0,
         quality_floor: float | None = None,
         cheapest: bool = False,
-    ) -> None:
+    ) -> Self:
         """Raises ``ValueError`` for negative weights, all-zero weights or out-of-range values."""
 
+@final
 class RouteResult:
     """A ranked routing decision."""
 
@@ -156,6 +187,7 @@ class RouteResult:
     def health_only(self) -> bool:
         """True when static constraints left candidates and only health/latency emptied them."""
 
+@final
 class SseEvent:
     """One complete Server-Sent Event."""
 
@@ -168,14 +200,16 @@ class SseEvent:
     @property
     def retry(self) -> int | None: ...
 
+@final
 class SseParser:
     """Incremental SSE parser (WHATWG rules): bytes in at any boundary, complete events out."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def feed(self, data: bytes, /) -> list[SseEvent]: ...
     def finish(self) -> list[SseEvent]:
         """Flush at end of stream: a pending event without its blank line is dispatched."""
 
+@final
 class OpenAIStreamRelay:
     """Turns an upstream OpenAI-format SSE byte stream into the bytes to send the client.
 
@@ -184,7 +218,7 @@ class OpenAIStreamRelay:
     gateway can append its own final chunk. Usage, ids and progress are kept for metering.
     """
 
-    def __init__(self, *, model: str) -> None: ...
+    def __new__(cls, *, model: str) -> Self: ...
     def feed(self, data: bytes, /) -> bytes:
         """Consume upstream bytes; return client bytes ready to send (possibly empty)."""
     def finish(self) -> bytes:

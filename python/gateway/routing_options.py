@@ -59,8 +59,6 @@ ROUTING_FIELDS: tuple[str, ...] = RoutingOptions.__struct_fields__
 def merge(lower: RoutingOptions, higher: RoutingOptions) -> RoutingOptions:
     """Overlay ``higher`` on ``lower``: each field set in ``higher`` wins."""
     changes = {
-        name: getattr(higher, name)
-        for name in ROUTING_FIELDS
-        if getattr(higher, name) is not None
+        name: getattr(higher, name) for name in ROUTING_FIELDS if getattr(higher, name) is not None
     }
     return msgspec.structs.replace(lower, **changes) if changes else lower

@@ -1,0 +1,25 @@
+//! Routegate's native core: per-request computation with no I/O and no configured policy.
+//!
+//! Plain Rust throughout; the Python bindings live in `py` behind the `python` feature so
+//! `cargo test` and benches link without an interpreter.
+
+pub mod analyze;
+pub mod candidates;
+pub mod codes;
+pub mod error;
+pub mod relay;
+pub mod route;
+pub mod scoring;
+pub mod sse;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use analyze::{analyze, estimate_prompt_tokens, Analysis, PromptSize};
+pub use candidates::{filter, CandidateTable, Columns, Constraints, FilterOutcome, Health};
+pub use codes::*;
+pub use error::CoreError;
+pub use relay::{StreamRelay, Usage};
+pub use route::{route, RouteRequest, RouteResult};
+pub use scoring::{rank, Ranking, ScoreInputs, Weights};
+pub use sse::{SseEvent, SseEventRef, SseParser};

@@ -1,0 +1,72 @@
+//! `analyze()` and its frozen result class.
+
+use pyo3::prelude::*;
+
+use crate::Analysis;
+
+/// What one pass over a chat-completions body found, without Python touching text.
+#[pyclass(frozen, name = "Analysis", module = "gateway._router_core")]
+pub struct PyAnalysis(Analysis);
+
+#[pymethods]
+impl PyAnalysis {
+    /// Upper-bound estimate of the prompt's tokens (all message text, tools, overhead).
+    #[getter]
+    fn prompt_tokens(&self) -> u64 {
+        self.0.prompt_tokens
+    }
+    #[getter]
+    fn prompt_chars(&self) -> u64 {
+        self.0.prompt_chars
+    }
+    #[getter]
+    fn message_count(&self) -> u64 {
+        self.0.message_count
+    }
+    /// Bitmask of ``CAP_*`` the request needs (images → vision, tools, response_format …).
+    #[getter]
+    fn required_capabilities(&self) -> u32 {
+        self.0.required_capabilities
+    }
+    /// ``max_completion_tokens`` or else ``max_tokens``, when the request sets one.
+    #[getter]
+    fn max_output_tokens(&self) -> Option<u64> {
+        self.0.max_output_tokens
+    }
+    #[getter]
+    fn stream(&self) -> bool {
+        self.0.stream
+    }
+    fn __repr__(&self) -> String {
+        let a = &self.0;
+        format!(
+            "Analysis(prompt_tokens={}, prompt_chars={}, message_count={}, \
+             required_capabilities={}, max_output_tokens={}, stream={})",
+            a.prompt_tokens,
+            a.prompt_chars,
+            a.message_count,
+            a.required_capabilities,
+            a.max_output_tokens
+                .map_or_else(|| "None".to_owned(), |n| n.to_string()),
+            if a.stream { "True" } else { "False" },
+        )
+    }
+}
+
+/// Analyse a raw chat-completions JSON body in one pass.
+///
+/// Raises ``ValueError`` naming the byte position when the body is not valid JSON or not an
+/// object.
+///
+/// >>> analyze(b'{"messages": [{"role": "user", "content": "hi"}]}').message_count
+/// 1
+#[pyfunction]
+#[pyo3(signature = (body, /))]
+pub fn analyze(py: Python<'_>, body: &[u8]) -> PyResult<PyAnalysis> {
+    let analysis = if body.len() > 64 * 1024 {
+        py.detach(|| crate::analyze(body))
+    } else {
+        crate::analyze(body)
+    }?;
+    Ok(PyAnalysis(analysis))
+}

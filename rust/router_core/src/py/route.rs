@@ -1,0 +1,279 @@
+//! `CandidateTable`, `RouteRequest` and `RouteResult`.
+
+use std::sync::{PoisonError, RwLock};
+
+use numpy::PyArray1;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::arrays::{column, mask, matrix};
+use crate::{
+    route, CandidateTable, Columns, Constraints, CoreError, Health, RouteRequest, RouteResult,
+    Weights,
+};
+
+/// Columnar table of deployments; built once from the catalog, shared by all requests.
+///
+/// Every column has one entry per deployment (row). ``quality`` is shaped (rows, tasks).
+/// Routing takes a read lock with the GIL released; ``update_health`` a short write lock.
+#[pyclass(frozen, name = "CandidateTable", module = "gateway._router_core")]
+pub struct PyCandidateTable(RwLock<CandidateTable>);
+
+impl PyCandidateTable {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CandidateTable> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[pymethods]
+impl PyCandidateTable {
+    /// Copy the columns in. Raises ``ValueError`` when lengths, shapes or dtypes disagree.
+    #[new]
+    #[pyo3(signature = (
+        *, model, provider, region, price_input, price_output, price_cached, context_window,
+        max_output, capabilities, data_policy, key_source, ttft_ms, throughput_tps,
+        success_rate, circuit_open, quality
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        model: &Bound<'_, PyAny>,
+        provider: &Bound<'_, PyAny>,
+        region: &Bound<'_, PyAny>,
+        price_input: &Bound<'_, PyAny>,
+        price_output: &Bound<'_, PyAny>,
+        price_cached: &Bound<'_, PyAny>,
+        context_window: &Bound<'_, PyAny>,
+        max_output: &Bound<'_, PyAny>,
+        capabilities: &Bound<'_, PyAny>,
+        data_policy: &Bound<'_, PyAny>,
+        key_source: &Bound<'_, PyAny>,
+        ttft_ms: &Bound<'_, PyAny>,
+        throughput_tps: &Bound<'_, PyAny>,
+        success_rate: &Bound<'_, PyAny>,
+        circuit_open: &Bound<'_, PyAny>,
+        quality: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let (quality, quality_rows, task_count) = matrix::<f64>(quality, "quality")?;
+        let columns = Columns {
+            model: column(model, "model")?,
+            provider: column(provider, "provider")?,
+            region: column(region, "region")?,
+            price_input: column(price_input, "price_input")?,
+            price_output: column(price_output, "price_output")?,
+            price_cached: column(price_cached, "price_cached")?,
+            context_window: column(context_window, "context_window")?,
+            max_output: column(max_output, "max_output")?,
+            capabilities: column(capabilities, "capabilities")?,
+            data_policy: column(data_policy, "data_policy")?,
+            key_source: column(key_source, "key_source")?,
+            ttft_ms: column(ttft_ms, "ttft_ms")?,
+            throughput_tps: column(throughput_tps, "throughput_tps")?,
+            success_rate: column(success_rate, "success_rate")?,
+            circuit_open: column(circuit_open, "circuit_open")?,
+            quality,
+            task_count,
+        };
+        if quality_rows != columns.model.len() {
+            return Err(CoreError::ColumnMismatch {
+                column: "quality",
+                expected: format!("shape ({}, tasks)", columns.model.len()),
+                found: format!("shape ({quality_rows}, {task_count})"),
+            }
+            .into());
+        }
+        Ok(Self(RwLock::new(CandidateTable::new(columns)?)))
+    }
+
+    fn __len__(&self) -> usize {
+        self.read().len()
+    }
+
+    #[getter]
+    fn task_count(&self) -> usize {
+        self.read().task_count()
+    }
+
+    /// Replace one row's live health figures in place (``IndexError`` when out of range).
+    #[pyo3(signature = (row, /, *, ttft_ms, throughput_tps, success_rate, circuit_open))]
+    fn update_health(
+        &self,
+        py: Python<'_>,
+        row: i64,
+        ttft_ms: f64,
+        throughput_tps: f64,
+        success_rate: f64,
+        circuit_open: bool,
+    ) -> PyResult<()> {
+        let health = Health {
+            ttft_ms,
+            throughput_tps,
+            success_rate,
+            circuit_open,
+        };
+        // Waiting for routers to finish must not hold the GIL they may need afterwards.
+        py.detach(|| {
+            let mut table = self.0.write().unwrap_or_else(PoisonError::into_inner);
+            table.update_health(row, health)
+        })?;
+        Ok(())
+    }
+
+    /// Enumerate, filter and score in one call with the GIL released.
+    #[pyo3(signature = (request, /))]
+    fn route(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyRouteRequest>,
+    ) -> PyResult<PyRouteResult> {
+        let request = &request.get().0;
+        let result = py.detach(|| route(&self.read(), request))?;
+        Ok(PyRouteResult(result))
+    }
+}
+
+/// Constraints and weights for one routing decision (built per request by routing.py).
+///
+/// Masks are indexed by id (model, provider or region number), not by row; ``None`` allows
+/// every id. ``weights`` is (cost, ttft, throughput, reliability, quality) and is normalised.
+#[pyclass(frozen, name = "RouteRequest", module = "gateway._router_core")]
+pub struct PyRouteRequest(RouteRequest);
+
+fn non_negative(value: i64, name: &str) -> PyResult<u64> {
+    u64::try_from(value)
+        .map_err(|_| PyValueError::new_err(format!("`{name}` must be >= 0, got {value}")))
+}
+
+fn small_code(value: i64, name: &str, max: u8) -> PyResult<u8> {
+    u8::try_from(value)
+        .ok()
+        .filter(|&v| v <= max)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("`{name}` must be between 0 and {max}, got {value}"))
+        })
+}
+
+#[pymethods]
+impl PyRouteRequest {
+    /// Raises ``ValueError`` for negative weights, all-zero weights or out-of-range values.
+    #[new]
+    #[pyo3(signature = (
+        *, model_mask=None, provider_mask=None, region_mask=None, required_capabilities=0,
+        prompt_tokens=0, max_output_tokens=0, expected_output_tokens=256, min_data_policy=0,
+        key_source=0, max_price_per_1m=None, max_ttft_ms=None, min_throughput_tps=None,
+        min_success_rate=None, weights=(0.35, 0.25, 0.1, 0.2, 0.1), task=0, quality_floor=None,
+        cheapest=false
+    ))]
+    // Spelled out because the generated signature renders the tuple default as `...`.
+    #[pyo3(
+        text_signature = "(*, model_mask=None, provider_mask=None, region_mask=None, \
+        required_capabilities=0, prompt_tokens=0, max_output_tokens=0, \
+        expected_output_tokens=256, min_data_policy=0, key_source=0, max_price_per_1m=None, \
+        max_ttft_ms=None, min_throughput_tps=None, min_success_rate=None, \
+        weights=(0.35, 0.25, 0.1, 0.2, 0.1), task=0, quality_floor=None, cheapest=False)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        model_mask: Option<&Bound<'_, PyAny>>,
+        provider_mask: Option<&Bound<'_, PyAny>>,
+        region_mask: Option<&Bound<'_, PyAny>>,
+        required_capabilities: i64,
+        prompt_tokens: i64,
+        max_output_tokens: i64,
+        expected_output_tokens: i64,
+        min_data_policy: i64,
+        key_source: i64,
+        max_price_per_1m: Option<f64>,
+        max_ttft_ms: Option<f64>,
+        min_throughput_tps: Option<f64>,
+        min_success_rate: Option<f64>,
+        weights: (f64, f64, f64, f64, f64),
+        task: i64,
+        quality_floor: Option<f64>,
+        cheapest: bool,
+    ) -> PyResult<Self> {
+        let required_capabilities = u32::try_from(required_capabilities).map_err(|_| {
+            PyValueError::new_err(format!(
+                "`required_capabilities` must be a CAP_* bitmask, got {required_capabilities}"
+            ))
+        })?;
+        let (w0, w1, w2, w3, w4) = weights;
+        let request = RouteRequest {
+            constraints: Constraints {
+                model_mask: mask(model_mask, "model_mask")?,
+                provider_mask: mask(provider_mask, "provider_mask")?,
+                region_mask: mask(region_mask, "region_mask")?,
+                required_capabilities,
+                prompt_tokens: non_negative(prompt_tokens, "prompt_tokens")?,
+                max_output_tokens: non_negative(max_output_tokens, "max_output_tokens")?,
+                min_data_policy: small_code(
+                    min_data_policy,
+                    "min_data_policy",
+                    crate::DATA_POLICY_ZDR,
+                )?,
+                key_source: small_code(key_source, "key_source", crate::KEY_SOURCE_BYOK)?,
+                max_price_per_1m,
+                quality_floor,
+                max_ttft_ms,
+                min_throughput_tps,
+                min_success_rate,
+                task: non_negative(task, "task")? as usize,
+            },
+            expected_output_tokens: non_negative(expected_output_tokens, "expected_output_tokens")?,
+            weights: Weights::new([w0, w1, w2, w3, w4])?,
+            cheapest,
+        };
+        request.validate()?;
+        Ok(Self(request))
+    }
+}
+
+/// A ranked routing decision.
+#[pyclass(frozen, name = "RouteResult", module = "gateway._router_core")]
+pub struct PyRouteResult(RouteResult);
+
+#[pymethods]
+impl PyRouteResult {
+    /// Viable rows, best first (the fallback order).
+    #[getter]
+    fn ranked<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
+        PyArray1::from_iter(py, self.0.ranked.iter().map(|&r| r as i64))
+    }
+    /// Score of each row in ``ranked`` (higher is better), same order.
+    #[getter]
+    fn scores<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, &self.0.scores)
+    }
+    /// Rows whose model passed ``model_mask`` (the enumeration step).
+    #[getter]
+    fn candidates_total(&self) -> usize {
+        self.0.candidates_total
+    }
+    #[getter]
+    fn candidates_viable(&self) -> usize {
+        self.0.candidates_viable
+    }
+    /// When nothing is viable: the first constraint (in ``CONSTRAINT_NAMES`` order) that
+    /// removed the last remaining candidate(s); ``None`` when something is viable.
+    #[getter]
+    fn emptied_by(&self) -> Option<&'static str> {
+        self.0.emptied_by
+    }
+    /// True when static constraints left candidates and only health/latency emptied them.
+    #[getter]
+    fn health_only(&self) -> bool {
+        self.0.health_only
+    }
+    fn __repr__(&self) -> String {
+        let r = &self.0;
+        format!(
+            "RouteResult(ranked={:?}, candidates_total={}, candidates_viable={}, emptied_by={}, \
+             health_only={})",
+            r.ranked,
+            r.candidates_total,
+            r.candidates_viable,
+            r.emptied_by
+                .map_or_else(|| "None".to_owned(), |n| format!("'{n}'")),
+            if r.health_only { "True" } else { "False" },
+        )
+    }
+}

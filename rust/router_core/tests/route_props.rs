@@ -1,0 +1,266 @@
+//! Properties of filtering and ranking against an independent reference filter.
+
+use proptest::prelude::*;
+use router_core::{
+    route, CandidateTable, Columns, Constraints, RouteRequest, Weights, CONSTRAINT_NAMES,
+};
+
+const IDS: i32 = 4;
+
+fn table_strategy() -> impl Strategy<Value = CandidateTable> {
+    (0usize..24, 1usize..3).prop_flat_map(|(rows, tasks)| {
+        let ids = move || proptest::collection::vec(-1..IDS + 1, rows);
+        let price = move || proptest::collection::vec(prop_oneof![Just(1.0), 0.0..20.0f64], rows);
+        (
+            (ids(), ids(), ids(), price(), price()),
+            (
+                proptest::collection::vec(0i64..4000, rows),
+                proptest::collection::vec(0i64..2000, rows),
+                proptest::collection::vec(0u32..8, rows),
+                proptest::collection::vec(0u8..3, rows),
+                proptest::collection::vec(1u8..3, rows),
+            ),
+            (
+                proptest::collection::vec(prop_oneof![Just(100.0), 1.0..1000.0f64], rows),
+                proptest::collection::vec(1.0..200.0f64, rows),
+                proptest::collection::vec(0.0..=1.0f64, rows),
+                proptest::collection::vec(any::<bool>(), rows),
+                proptest::collection::vec(0.0..=1.0f64, rows * tasks),
+            ),
+        )
+            .prop_map(
+                move |(
+                    (model, provider, region, pi, po),
+                    (cw, mo, caps, dp, ks),
+                    (ttft, tps, sr, co, q),
+                )| {
+                    CandidateTable::new(Columns {
+                        model,
+                        provider,
+                        region,
+                        price_cached: vec![0.0; pi.len()],
+                        price_input: pi,
+                        price_output: po,
+                        context_window: cw,
+                        max_output: mo,
+                        capabilities: caps,
+                        data_policy: dp,
+                        key_source: ks,
+                        ttft_ms: ttft,
+                        throughput_tps: tps,
+                        success_rate: sr,
+                        circuit_open: co,
+                        quality: q,
+                        task_count: tasks,
+                    })
+                    .expect("generated table is valid")
+                },
+            )
+    })
+}
+
+fn mask() -> impl Strategy<Value = Option<Vec<bool>>> {
+    proptest::option::of(proptest::collection::vec(
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        0..(IDS as usize + 1),
+    ))
+}
+
+fn request_strategy() -> impl Strategy<Value = RouteRequest> {
+    (
+        (mask(), mask(), mask(), 0u32..8, 0u64..3000, 0u64..1500),
+        (
+            0u8..3,
+            0u8..3,
+            proptest::option::of(0.0..20.0f64),
+            proptest::option::of(0.0..1.0f64),
+        ),
+        (
+            proptest::option::of(0.0..1000.0f64),
+            proptest::option::of(0.0..200.0f64),
+            proptest::option::of(0.0..1.0f64),
+        ),
+        (
+            [0.0..1.0f64, 0.0..1.0, 0.0..1.0, 0.0..1.0, 0.1..1.0],
+            any::<bool>(),
+            0u64..2000,
+        ),
+    )
+        .prop_map(
+            |(
+                (mm, pm, rm, caps, pt, mot),
+                (dp, ks, price, qf),
+                (ttft, tps, sr),
+                (w, cheapest, eot),
+            )| {
+                RouteRequest {
+                    constraints: Constraints {
+                        model_mask: mm,
+                        provider_mask: pm,
+                        region_mask: rm,
+                        required_capabilities: caps,
+                        prompt_tokens: pt,
+                        max_output_tokens: mot,
+                        min_data_policy: dp,
+                        key_source: ks,
+                        max_price_per_1m: price,
+                        quality_floor: qf,
+                        max_ttft_ms: ttft,
+                        min_throughput_tps: tps,
+                        min_success_rate: sr,
+                        task: 0,
+                    },
+                    expected_output_tokens: eot,
+                    weights: Weights::new(w).expect("positive weights"),
+                    cheapest,
+                }
+            },
+        )
+}
+
+fn id_allowed(mask: Option<&Vec<bool>>, id: i32) -> bool {
+    match mask {
+        None => true,
+        Some(m) => id >= 0 && (id as usize) < m.len() && m[id as usize],
+    }
+}
+
+/// Reference: which of the 14 constraints each row passes, written independently.
+fn passes(t: &CandidateTable, c: &Constraints, row: usize) -> [bool; 14] {
+    let col = t.columns();
+    let blended = f64::midpoint(col.price_input[row], col.price_output[row]);
+    [
+        id_allowed(c.model_mask.as_ref(), col.model[row]),
+        (col.capabilities[row] & c.required_capabilities) == c.required_capabilities,
+        i128::from(col.context_window[row])
+            >= i128::from(c.prompt_tokens) + i128::from(c.max_output_tokens),
+        c.max_output_tokens == 0
+            || i128::from(col.max_output[row]) >= i128::from(c.max_output_tokens),
+        id_allowed(c.region_mask.as_ref(), col.region[row]),
+        col.data_policy[row] >= c.min_data_policy,
+        id_allowed(c.provider_mask.as_ref(), col.provider[row]),
+        c.key_source == 0 || col.key_source[row] == c.key_source,
+        c.max_price_per_1m.is_none_or(|m| blended <= m),
+        c.quality_floor.is_none_or(|f| t.quality(row, c.task) >= f),
+        c.max_ttft_ms.is_none_or(|m| col.ttft_ms[row] <= m),
+        c.min_throughput_tps
+            .is_none_or(|m| col.throughput_tps[row] >= m),
+        c.min_success_rate
+            .is_none_or(|m| col.success_rate[row] >= m),
+        !col.circuit_open[row],
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn route_matches_reference(table in table_strategy(), req in request_strategy()) {
+        let result = route(&table, &req).expect("valid request");
+        let verdicts: Vec<[bool; 14]> = (0..table.len()).map(|r| passes(&table, &req.constraints, r)).collect();
+
+        let mut viable: Vec<usize> = (0..table.len()).filter(|&r| verdicts[r].iter().all(|&p| p)).collect();
+        let mut ranked = result.ranked.clone();
+        ranked.sort_unstable();
+        viable.sort_unstable();
+        prop_assert_eq!(&ranked, &viable);
+        prop_assert_eq!(result.candidates_viable, viable.len());
+        prop_assert_eq!(result.candidates_total, verdicts.iter().filter(|v| v[0]).count());
+
+        let reference_emptied = (0..14).find(|&k| verdicts.iter().all(|v| !v[..=k].iter().all(|&p| p)));
+        prop_assert_eq!(result.emptied_by, reference_emptied.map(|k| CONSTRAINT_NAMES[k]));
+        prop_assert_eq!(result.health_only, reference_emptied.is_some_and(|k| k >= 10));
+
+        prop_assert_eq!(result.scores.len(), result.ranked.len());
+        prop_assert!(result.scores.windows(2).all(|w| w[0] >= w[1]), "scores not sorted: {:?}", result.scores);
+        prop_assert!(result.scores.iter().all(|s| (-1e-9..=1.0 + 1e-9).contains(s)));
+
+        if req.cheapest {
+            let cost = |r: usize| table.expected_cost(r, req.constraints.prompt_tokens, req.expected_output_tokens);
+            if let Some(&first) = result.ranked.first() {
+                prop_assert!(viable.iter().all(|&r| cost(first) <= cost(r)));
+            }
+        }
+    }
+
+    #[test]
+    fn scaling_weights_changes_nothing(
+        table in table_strategy(),
+        req in request_strategy(),
+        raw in [0.0..1.0f64, 0.0..1.0, 0.0..1.0, 0.0..1.0, 0.1..1.0],
+        exp in -3i32..4,
+    ) {
+        // Powers of two scale exactly, so the normalised weights must be bit-identical.
+        let factor = 2f64.powi(exp);
+        let base = RouteRequest { weights: Weights::new(raw).expect("positive"), ..req.clone() };
+        let scaled = RouteRequest { weights: Weights::new(raw.map(|w| w * factor)).expect("positive"), ..req };
+        prop_assert_eq!(base.weights, scaled.weights);
+        prop_assert_eq!(route(&table, &scaled).expect("valid"), route(&table, &base).expect("valid"));
+    }
+}
+
+#[test]
+fn ties_break_by_price_then_row() {
+    let rows = 3;
+    let table = CandidateTable::new(Columns {
+        model: vec![0; rows],
+        provider: vec![0; rows],
+        region: vec![0; rows],
+        price_input: vec![2.0, 1.0, 1.0],
+        price_output: vec![2.0, 2.0, 3.0],
+        price_cached: vec![0.0; rows],
+        context_window: vec![1000; rows],
+        max_output: vec![100; rows],
+        capabilities: vec![0; rows],
+        data_policy: vec![0; rows],
+        key_source: vec![1; rows],
+        ttft_ms: vec![100.0; rows],
+        throughput_tps: vec![50.0; rows],
+        success_rate: vec![1.0; rows],
+        circuit_open: vec![false; rows],
+        quality: vec![0.5; rows],
+        task_count: 1,
+    })
+    .unwrap();
+    // Only ttft weighted and all equal: every score is the same, so blended price (2, 1.5,
+    // 2) decides, then row index.
+    let req = RouteRequest {
+        weights: Weights::new([0.0, 1.0, 0.0, 0.0, 0.0]).unwrap(),
+        ..RouteRequest::default()
+    };
+    assert_eq!(route(&table, &req).unwrap().ranked, vec![1, 0, 2]);
+    // Expected costs 4, 3, 4 for one prompt and one output token.
+    let cheapest = RouteRequest {
+        cheapest: true,
+        expected_output_tokens: 1,
+        constraints: Constraints {
+            prompt_tokens: 1,
+            ..Constraints::default()
+        },
+        ..RouteRequest::default()
+    };
+    assert_eq!(route(&table, &cheapest).unwrap().ranked, vec![1, 0, 2]);
+}
+
+#[test]
+fn empty_table_is_emptied_by_model() {
+    let table = CandidateTable::new(Columns {
+        task_count: 1,
+        ..Columns::default()
+    })
+    .unwrap();
+    let result = route(&table, &RouteRequest::default()).unwrap();
+    assert_eq!(result.emptied_by, Some("model"));
+    assert!(!result.health_only);
+}
+
+#[test]
+fn mismatched_columns_are_rejected() {
+    let err = CandidateTable::new(Columns {
+        model: vec![1],
+        task_count: 1,
+        ..Columns::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("provider"), "{err}");
+}

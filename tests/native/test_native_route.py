@@ -1,0 +1,295 @@
+"""Native routing: filtering versus a pure-Python reference, and ranking invariants."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import _router_core as core
+
+IDS = 4
+FEATURES = ("cost", "ttft", "throughput", "reliability", "quality")
+
+
+@dataclass
+class Table:
+    columns: dict[str, np.ndarray[Any, Any]]
+
+    def build(self) -> core.CandidateTable:
+        return core.CandidateTable(**self.columns)
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns["model"])
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> Table:
+    n = draw(st.integers(0, 16))
+    tasks = draw(st.integers(1, 3))
+
+    def col(elements: st.SearchStrategy[Any], dtype: Any) -> np.ndarray[Any, Any]:
+        return np.array(draw(st.lists(elements, min_size=n, max_size=n)), dtype=dtype)
+
+    price = st.sampled_from([0.0, 0.5, 1.0, 3.0, 15.0]) | st.floats(0, 30)
+    unit = st.floats(0, 1)
+    return Table(
+        {
+            "model": col(st.integers(-1, IDS), np.int32),
+            "provider": col(st.integers(0, IDS), np.int32),
+            "region": col(st.integers(0, IDS), np.int32),
+            "price_input": col(price, np.float64),
+            "price_output": col(price, np.float64),
+            "price_cached": np.zeros(n),
+            "context_window": col(st.integers(0, 4000), np.int64),
+            "max_output": col(st.integers(0, 2000), np.int64),
+            "capabilities": col(st.integers(0, 15), np.uint32),
+            "data_policy": col(st.integers(0, 2), np.uint8),
+            "key_source": col(st.integers(1, 2), np.uint8),
+            "ttft_ms": col(st.sampled_from([100.0, 400.0]) | st.floats(1, 2000), np.float64),
+            "throughput_tps": col(st.floats(1, 300), np.float64),
+            "success_rate": col(unit, np.float64),
+            "circuit_open": col(st.booleans(), np.bool_),
+            "quality": np.array(
+                draw(
+                    st.lists(st.lists(unit, min_size=tasks, max_size=tasks), min_size=n, max_size=n)
+                ),
+                dtype=np.float64,
+            ).reshape(n, tasks),
+        }
+    )
+
+
+@dataclass
+class Request:
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.kwargs.get(name, default)
+
+
+def optional(values: st.SearchStrategy[float]) -> st.SearchStrategy[float | None]:
+    return st.none() | values
+
+
+@st.composite
+def requests(draw: st.DrawFn, tasks: int) -> Request:
+    mask = st.none() | st.lists(st.booleans(), max_size=IDS + 1).map(
+        lambda m: np.array(m, dtype=np.bool_)
+    )
+    weights = draw(st.tuples(*[st.floats(0, 1)] * 4, st.floats(0.05, 1)))
+    return Request(
+        {
+            "model_mask": draw(mask),
+            "provider_mask": draw(mask),
+            "region_mask": draw(mask),
+            "required_capabilities": draw(st.integers(0, 15)),
+            "prompt_tokens": draw(st.integers(0, 3000)),
+            "max_output_tokens": draw(st.integers(0, 1500)),
+            "expected_output_tokens": draw(st.integers(0, 2000)),
+            "min_data_policy": draw(st.integers(0, 2)),
+            "key_source": draw(st.integers(0, 2)),
+            "max_price_per_1m": draw(optional(st.floats(0, 30))),
+            "max_ttft_ms": draw(optional(st.floats(0, 2000))),
+            "min_throughput_tps": draw(optional(st.floats(0, 300))),
+            "min_success_rate": draw(optional(st.floats(0, 1))),
+            "weights": weights,
+            "task": draw(st.integers(0, tasks - 1)),
+            "quality_floor": draw(optional(st.floats(0, 1))),
+            "cheapest": draw(st.booleans()),
+        }
+    )
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Table, Request]:
+    table = draw(tables())
+    return table, draw(requests(table.columns["quality"].shape[1]))
+
+
+def allowed(mask: np.ndarray[Any, Any] | None, ident: int) -> bool:
+    return mask is None or (0 <= ident < len(mask) and bool(mask[ident]))
+
+
+def reference_verdicts(t: Table, r: Request, row: int) -> list[bool]:
+    """Which of CONSTRAINT_NAMES the row passes, written from the contract alone."""
+    c = t.columns
+    blended = (c["price_input"][row] + c["price_output"][row]) / 2
+    quality = c["quality"][row, r.get("task")]
+
+    def at_most(value: float, limit: float | None) -> bool:
+        return limit is None or value <= limit
+
+    def at_least(value: float, limit: float | None) -> bool:
+        return limit is None or value >= limit
+
+    mot = r.get("max_output_tokens")
+    return [
+        allowed(r.get("model_mask"), int(c["model"][row])),
+        int(c["capabilities"][row]) & r.get("required_capabilities")
+        == r.get("required_capabilities"),
+        int(c["context_window"][row]) >= r.get("prompt_tokens") + mot,
+        mot == 0 or int(c["max_output"][row]) >= mot,
+        allowed(r.get("region_mask"), int(c["region"][row])),
+        int(c["data_policy"][row]) >= r.get("min_data_policy"),
+        allowed(r.get("provider_mask"), int(c["provider"][row])),
+        r.get("key_source") == 0 or int(c["key_source"][row]) == r.get("key_source"),
+        at_most(blended, r.get("max_price_per_1m")),
+        at_least(quality, r.get("quality_floor")),
+        at_most(c["ttft_ms"][row], r.get("max_ttft_ms")),
+        at_least(c["throughput_tps"][row], r.get("min_throughput_tps")),
+        at_least(c["success_rate"][row], r.get("min_success_rate")),
+        not c["circuit_open"][row],
+    ]
+
+
+def expected_cost(t: Table, r: Request, row: int) -> float:
+    c = t.columns
+    return float(
+        r.get("prompt_tokens") * c["price_input"][row]
+        + r.get("expected_output_tokens") * c["price_output"][row]
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases())
+def test_route_matches_reference_filter(case: tuple[Table, Request]) -> None:
+    table, req = case
+    result = table.build().route(core.RouteRequest(**req.kwargs))
+    verdicts = [reference_verdicts(table, req, row) for row in range(table.rows)]
+    viable = {row for row, v in enumerate(verdicts) if all(v)}
+
+    ranked = result.ranked.tolist()
+    assert result.ranked.dtype == np.int64
+    assert len(ranked) == len(set(ranked))
+    assert set(ranked) == viable  # nothing violating returned, nothing satisfying dropped
+    assert result.candidates_viable == len(viable)
+    assert result.candidates_total == sum(v[0] for v in verdicts)
+
+    emptied = next(
+        (
+            k
+            for k in range(len(core.CONSTRAINT_NAMES))
+            if not any(all(v[: k + 1]) for v in verdicts)
+        ),
+        None,
+    )
+    assert result.emptied_by == (None if emptied is None else core.CONSTRAINT_NAMES[emptied])
+    assert result.health_only == (emptied is not None and emptied >= 10)
+
+    scores = result.scores.tolist()
+    assert len(scores) == len(ranked)
+    assert all(a >= b for a, b in itertools.pairwise(scores))
+    assert all(-1e-9 <= s <= 1 + 1e-9 for s in scores)
+    if req.get("cheapest") and ranked:
+        assert expected_cost(table, req, ranked[0]) == min(
+            expected_cost(table, req, r) for r in viable
+        )
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases(), st.floats(1e-3, 1e3))
+def test_scaling_weights_changes_nothing(case: tuple[Table, Request], factor: float) -> None:
+    table, req = case
+    built = table.build()
+    base = built.route(core.RouteRequest(**req.kwargs))
+    scaled_kwargs = {**req.kwargs, "weights": tuple(w * factor for w in req.get("weights"))}
+    scaled = built.route(core.RouteRequest(**scaled_kwargs))
+    np.testing.assert_allclose(scaled.scores, base.scores, rtol=1e-9, atol=1e-12)
+    # Orders may only differ among rows whose scores are equal up to rounding.
+    for a, b in zip(base.ranked.tolist(), scaled.ranked.tolist(), strict=True):
+        if a != b:
+            i, j = base.ranked.tolist().index(a), base.ranked.tolist().index(b)
+            assert abs(base.scores[i] - base.scores[j]) < 1e-9
+    exact = {**req.kwargs, "weights": tuple(w * 4 for w in req.get("weights"))}
+    assert built.route(core.RouteRequest(**exact)).ranked.tolist() == base.ranked.tolist()
+
+
+def small_table(n: int = 3) -> Table:
+    return Table(
+        {
+            "model": np.arange(n, dtype=np.int32),
+            "provider": np.zeros(n, np.int32),
+            "region": np.zeros(n, np.int32),
+            "price_input": np.array([3.0, 1.0, 2.0][:n]),
+            "price_output": np.array([3.0, 1.0, 2.0][:n]),
+            "price_cached": np.zeros(n),
+            "context_window": np.full(n, 1000, np.int64),
+            "max_output": np.full(n, 500, np.int64),
+            "capabilities": np.full(n, core.CAP_TOOLS, np.uint32),
+            "data_policy": np.zeros(n, np.uint8),
+            "key_source": np.full(n, core.KEY_SOURCE_PLATFORM, np.uint8),
+            "ttft_ms": np.array([100.0, 300.0, 200.0][:n]),
+            "throughput_tps": np.full(n, 50.0),
+            "success_rate": np.ones(n),
+            "circuit_open": np.zeros(n, np.bool_),
+            "quality": np.full((n, 2), 0.5),
+        }
+    )
+
+
+def test_presets_order_rows() -> None:
+    table = small_table().build()
+    assert table.route(core.RouteRequest(cheapest=True, prompt_tokens=10)).ranked.tolist() == [
+        1,
+        2,
+        0,
+    ]
+    ttft_first = core.RouteRequest(weights=(0, 1, 0, 0, 0))
+    assert table.route(ttft_first).ranked.tolist() == [0, 2, 1]
+
+
+def test_health_update_and_health_only() -> None:
+    table = small_table().build()
+    for row in range(3):
+        table.update_health(
+            row, ttft_ms=100.0, throughput_tps=50.0, success_rate=1.0, circuit_open=True
+        )
+    result = table.route(core.RouteRequest())
+    assert (result.emptied_by, result.health_only, result.candidates_total) == ("circuit", True, 3)
+    static = table.route(core.RouteRequest(required_capabilities=core.CAP_VISION))
+    assert (static.emptied_by, static.health_only) == ("capabilities", False)
+    with pytest.raises(IndexError):
+        table.update_health(
+            3, ttft_ms=1.0, throughput_tps=1.0, success_rate=1.0, circuit_open=False
+        )
+
+
+def test_table_rejects_bad_columns() -> None:
+    cols = small_table().columns
+    with pytest.raises(ValueError, match="provider"):
+        core.CandidateTable(**{**cols, "provider": np.zeros(2, np.int32)})
+    with pytest.raises(ValueError, match=r"model.*int32"):
+        core.CandidateTable(**{**cols, "model": np.arange(3, dtype=np.int64)})
+    with pytest.raises(ValueError, match="quality"):
+        core.CandidateTable(**{**cols, "quality": np.zeros((2, 2))})
+    assert len(core.CandidateTable(**cols)) == 3
+    assert core.CandidateTable(**cols).task_count == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weights": (0.0, 0.0, 0.0, 0.0, 0.0)},
+        {"weights": (-1.0, 1.0, 0.0, 0.0, 0.0)},
+        {"weights": (float("nan"), 1.0, 0.0, 0.0, 0.0)},
+        {"key_source": 3},
+        {"min_data_policy": 9},
+        {"prompt_tokens": -1},
+        {"max_ttft_ms": float("nan")},
+    ],
+)
+def test_request_rejects_bad_values(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        core.RouteRequest(**kwargs)
+
+
+def test_task_out_of_range_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="task"):
+        small_table().build().route(core.RouteRequest(task=5))
