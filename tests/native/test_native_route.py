@@ -130,23 +130,25 @@ def reference_verdicts(t: Table, r: Request, row: int) -> list[bool]:
         return limit is None or value >= limit
 
     mot = r.get("max_output_tokens")
-    return [
-        allowed(r.get("model_mask"), int(c["model"][row])),
-        int(c["capabilities"][row]) & r.get("required_capabilities")
+    verdicts = {
+        "model": allowed(r.get("model_mask"), int(c["model"][row])),
+        "provider": allowed(r.get("provider_mask"), int(c["provider"][row])),
+        "key_source": r.get("key_source") == 0 or int(c["key_source"][row]) == r.get("key_source"),
+        "capabilities": int(c["capabilities"][row]) & r.get("required_capabilities")
         == r.get("required_capabilities"),
-        int(c["context_window"][row]) >= r.get("prompt_tokens") + mot,
-        mot == 0 or int(c["max_output"][row]) >= mot,
-        allowed(r.get("region_mask"), int(c["region"][row])),
-        int(c["data_policy"][row]) >= r.get("min_data_policy"),
-        allowed(r.get("provider_mask"), int(c["provider"][row])),
-        r.get("key_source") == 0 or int(c["key_source"][row]) == r.get("key_source"),
-        at_most(blended, r.get("max_price_per_1m")),
-        at_least(quality, r.get("quality_floor")),
-        at_most(c["ttft_ms"][row], r.get("max_ttft_ms")),
-        at_least(c["throughput_tps"][row], r.get("min_throughput_tps")),
-        at_least(c["success_rate"][row], r.get("min_success_rate")),
-        not c["circuit_open"][row],
-    ]
+        "context_window": int(c["context_window"][row]) >= r.get("prompt_tokens") + mot,
+        "max_output": mot == 0 or int(c["max_output"][row]) >= mot,
+        "region": allowed(r.get("region_mask"), int(c["region"][row])),
+        "data_policy": int(c["data_policy"][row]) >= r.get("min_data_policy"),
+        "price": at_most(blended, r.get("max_price_per_1m")),
+        "quality_floor": at_least(quality, r.get("quality_floor")),
+        "ttft": at_most(c["ttft_ms"][row], r.get("max_ttft_ms")),
+        "throughput": at_least(c["throughput_tps"][row], r.get("min_throughput_tps")),
+        "success_rate": at_least(c["success_rate"][row], r.get("min_success_rate")),
+        "circuit": not c["circuit_open"][row],
+    }
+    assert set(verdicts) == set(core.CONSTRAINT_NAMES)
+    return [verdicts[name] for name in core.CONSTRAINT_NAMES]
 
 
 def expected_cost(t: Table, r: Request, row: int) -> float:

@@ -261,14 +261,14 @@ pub fn first_failed(table: &CandidateTable, c: &Constraints, row: usize) -> Opti
     // Evaluated eagerly: fourteen comparisons are cheaper than branching on each.
     let passes = [
         allowed(c.model_mask.as_ref(), t.model[row]),
+        allowed(c.provider_mask.as_ref(), t.provider[row]),
+        c.key_source == KEY_SOURCE_ANY || t.key_source[row] == c.key_source,
         t.capabilities[row] & c.required_capabilities == c.required_capabilities,
         u64::try_from(t.context_window[row]).unwrap_or(0) >= needed_context,
         c.max_output_tokens == 0
             || u64::try_from(t.max_output[row]).unwrap_or(0) >= c.max_output_tokens,
         allowed(c.region_mask.as_ref(), t.region[row]),
         t.data_policy[row] >= c.min_data_policy,
-        allowed(c.provider_mask.as_ref(), t.provider[row]),
-        c.key_source == KEY_SOURCE_ANY || t.key_source[row] == c.key_source,
         at_most(table.blended_price(row), c.max_price_per_1m),
         at_least(table.quality(row, c.task), c.quality_floor),
         at_most(t.ttft_ms[row], c.max_ttft_ms),

@@ -32,16 +32,18 @@ pub const DATA_POLICY_NO_TRAINING: u8 = 1;
 pub const DATA_POLICY_ZDR: u8 = 2;
 
 /// Hard constraints in the order they are applied; the first ten are static (policy), the last
-/// four depend on live health. Reported by name in `RouteResult::emptied_by`.
+/// four depend on live health. Reported by name in `RouteResult::emptied_by`, so the order is
+/// chosen for the report: who may serve at all (model, provider with credentials, key source)
+/// comes first, so that a request needing vision is told "capabilities", not "provider".
 pub const CONSTRAINT_NAMES: [&str; 14] = [
     "model",
+    "provider",
+    "key_source",
     "capabilities",
     "context_window",
     "max_output",
     "region",
     "data_policy",
-    "provider",
-    "key_source",
     "price",
     "quality_floor",
     "ttft",

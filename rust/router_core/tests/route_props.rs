@@ -131,6 +131,8 @@ fn passes(t: &CandidateTable, c: &Constraints, row: usize) -> [bool; 14] {
     let blended = f64::midpoint(col.price_input[row], col.price_output[row]);
     [
         id_allowed(c.model_mask.as_ref(), col.model[row]),
+        id_allowed(c.provider_mask.as_ref(), col.provider[row]),
+        c.key_source == 0 || col.key_source[row] == c.key_source,
         (col.capabilities[row] & c.required_capabilities) == c.required_capabilities,
         i128::from(col.context_window[row])
             >= i128::from(c.prompt_tokens) + i128::from(c.max_output_tokens),
@@ -138,8 +140,6 @@ fn passes(t: &CandidateTable, c: &Constraints, row: usize) -> [bool; 14] {
             || i128::from(col.max_output[row]) >= i128::from(c.max_output_tokens),
         id_allowed(c.region_mask.as_ref(), col.region[row]),
         col.data_policy[row] >= c.min_data_policy,
-        id_allowed(c.provider_mask.as_ref(), col.provider[row]),
-        c.key_source == 0 || col.key_source[row] == c.key_source,
         c.max_price_per_1m.is_none_or(|m| blended <= m),
         c.quality_floor.is_none_or(|f| t.quality(row, c.task) >= f),
         c.max_ttft_ms.is_none_or(|m| col.ttft_ms[row] <= m),
