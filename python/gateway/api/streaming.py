@@ -12,20 +12,16 @@ forwards its bytes and decides how the stream ends:
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 
-import httpx
 import msgspec
 
 from gateway import _router_core as core
 from gateway.api.outcome import Outcome
 from gateway.errors import GatewayError, ProviderError, ProviderTimeout, provider_headers
 from gateway.metering import Usage
-from gateway.providers import UpstreamStream
+from gateway.providers import AttemptFailure, UpstreamStream
 
-log = logging.getLogger("routegate.streaming")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request"
@@ -63,12 +59,9 @@ async def _relay(
         out = relay.finish()
         if out:
             yield out
-    except (httpx.TimeoutException, asyncio.TimeoutError):
-        failure = ProviderTimeout(f"Provider '{deployment.provider.id}': the stream stalled.")
-    except httpx.TransportError as exc:
-        failure = ProviderError(
-            f"Provider '{deployment.provider.id}': the stream was cut ({type(exc).__name__})."
-        )
+    except AttemptFailure as cut:
+        kind = ProviderTimeout if cut.kind == "timeout" else ProviderError
+        failure = kind(f"Provider '{deployment.provider.id}': {cut.message}.")
     finally:
         await upstream.close()
     if failure is None:
