@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.api import chat, health, management, models
+from gateway.api import chat, health, management, models, usage
 from gateway.context import Context
 from gateway.errors import (
     GatewayError,
@@ -41,14 +41,18 @@ Handler = Callable[[Context, Request], Awaitable[Response | StreamResponse]]
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/chat/completions"): chat.chat_completions,
     ("GET", "/v1/models"): models.list_models,
+    ("GET", "/v1/usage"): usage.get_usage,
     ("GET", "/v1/workspaces"): management.list_workspaces,
     ("GET", "/health"): health.health,
     ("GET", "/ready"): health.ready,
 }
+_KEY_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys/(?P<key_id>[^/]+)$"
 PATTERNS: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)$"), management.get_workspace),
     ("POST", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.create_key),
     ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.list_keys),
+    ("GET", re.compile(_KEY_PATH), management.get_key),
+    ("DELETE", re.compile(_KEY_PATH), management.revoke_key),
 ]
 KNOWN_PATHS = {path for _, path in ROUTES}
 

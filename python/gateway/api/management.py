@@ -6,13 +6,14 @@ workspace's ids answer 404, never 403, so ids cannot be probed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import msgspec
 
 from gateway.auth import new_key_record
 from gateway.context import Context
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound, PermissionDenied
 from gateway.http import Request, Response, json_response
 from gateway.schemas import convert, decode_object
 from gateway.store.records import ApiKey, KeyMode, Scope, Workspace
@@ -112,3 +113,34 @@ async def list_keys(ctx: Context, request: Request) -> Response:
     workspace = _managed_workspace(ctx, caller, request.path_params["workspace_id"])
     keys = ctx.store.list_keys(workspace.id)
     return json_response({"object": "list", "data": [_key_view(k) for k in keys]})
+
+
+def _managed_key(ctx: Context, caller: ApiKey, workspace_id: str, key_id: str) -> ApiKey:
+    """The named key of a workspace the caller manages; 404 for anything else."""
+    workspace = _managed_workspace(ctx, caller, workspace_id)
+    key = ctx.store.get_key(workspace.id, key_id)
+    if key is None:
+        raise NotFound(f"No key '{key_id}' in workspace '{workspace_id}'.")
+    return key
+
+
+async def get_key(ctx: Context, request: Request) -> Response:
+    caller = ctx.authenticate(request.headers, "admin")
+    params = request.path_params
+    key = _managed_key(ctx, caller, params["workspace_id"], params["key_id"])
+    return json_response(_key_view(key))
+
+
+async def revoke_key(ctx: Context, request: Request) -> Response:
+    """Revoke (never delete: usage records keep naming the key); every process's key cache
+    expires within ``CACHE_TTL_S``, so the key stops working everywhere within 1 s."""
+    caller = ctx.authenticate(request.headers, "admin")
+    params = request.path_params
+    key = _managed_key(ctx, caller, params["workspace_id"], params["key_id"])
+    if key.gateway_wide and not caller.gateway_wide:
+        # A workspace admin must not be able to lock the operator out of the gateway.
+        raise PermissionDenied("Only a gateway-wide admin key may revoke a gateway-wide key.")
+    revoked = await asyncio.to_thread(ctx.store.revoke_key, key.workspace_id, key.id)
+    if revoked is None:  # deleted between the two reads; nothing deletes keys today
+        raise NotFound(f"No key '{key.id}' in workspace '{key.workspace_id}'.")
+    return json_response(_key_view(revoked))

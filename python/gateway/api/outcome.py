@@ -134,6 +134,7 @@ class Outcome:
         actual, baseline = self.costs()
         deployment, plan, chat = self.deployment, self.plan, self.chat
         metadata = chat.gateway_metadata if chat is not None else None
+        test_key = self.key.mode == "test"  # free traffic: neither spend nor savings
         self.ctx.usage.submit(
             UsageRecord(
                 request_id=self.request_id,
@@ -150,8 +151,8 @@ class Outcome:
                 output_tokens=usage.output_tokens,
                 cached_tokens=usage.cached_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
-                cost_usd=0.0 if self.key.mode == "test" else actual,
-                baseline_cost_usd=baseline,
+                cost_usd=0.0 if test_key else actual,
+                baseline_cost_usd=0.0 if test_key else baseline,
                 latency_ms=self.elapsed_ms,
                 ttft_ms=self.ttft_ms,
                 status=status,

@@ -106,6 +106,37 @@ class SqliteStore:
             (workspace_id,),
         )
 
+    def get_key(self, workspace_id: str, key_id: str) -> ApiKey | None:
+        return self._one(
+            ApiKey,
+            "SELECT data FROM api_keys WHERE id = ? AND workspace_id = ?",
+            (key_id, workspace_id),
+        )
+
+    def revoke_key(self, workspace_id: str, key_id: str) -> ApiKey | None:
+        """Read-modify-write in one immediate transaction: concurrent workers cannot interleave."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                revoked = self._revoke_locked(workspace_id, key_id)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return revoked
+
+    def _revoke_locked(self, workspace_id: str, key_id: str) -> ApiKey | None:
+        row = self._db.execute(
+            "SELECT data FROM api_keys WHERE id = ? AND workspace_id = ?", (key_id, workspace_id)
+        ).fetchone()
+        if row is None:
+            return None
+        key = msgspec.structs.replace(msgspec.json.decode(row[0], type=ApiKey), status="revoked")
+        self._db.execute(
+            "UPDATE api_keys SET data = ? WHERE id = ?", (_encoder.encode(key), key_id)
+        )
+        return key
+
     def insert_usage(self, records: Sequence[UsageRecord]) -> None:
         rows = [(r.request_id, r.workspace_id, r.created_at, _encoder.encode(r)) for r in records]
         with self._lock:
