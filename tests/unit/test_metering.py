@@ -21,8 +21,9 @@ usages = st.builds(Usage, input_tokens=tokens, output_tokens=tokens, cached_toke
 @given(prices, usages)
 def test_cost_is_never_negative_and_linear_in_output(price: Price, usage: Usage) -> None:
     base = cost_usd(price, usage)
-    more = cost_usd(price, Usage(usage.input_tokens, usage.output_tokens + 1_000_000,
-                                 usage.cached_tokens))
+    more = cost_usd(
+        price, Usage(usage.input_tokens, usage.output_tokens + 1_000_000, usage.cached_tokens)
+    )
     assert base >= 0
     assert abs((more - base) - price.output) <= 1e-9 * max(1.0, more)
 

@@ -11,7 +11,9 @@ from gateway.schemas import ChatRequest, convert, decode_object
 
 MESSAGE = {"role": "user", "content": "hi"}
 NUMERIC_RANGES = {
-    "temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2),
+    "temperature": (0, 2),
+    "top_p": (0, 1),
+    "presence_penalty": (-2, 2),
     "frequency_penalty": (-2, 2),
 }
 

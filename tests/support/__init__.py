@@ -1,0 +1,1 @@
+"""Test support: real upstream HTTP servers and a real gateway process launcher."""
