@@ -1,0 +1,159 @@
+"""The harness's results: one msgspec structure, written as JSON and as a markdown report.
+
+Numbers from a shared, noisy machine mean little without the machine and the load it was
+under, so the report always carries nproc, CPU model and the load average at start.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+
+import msgspec
+
+from gateway.bench.loadgen import RunResult
+from gateway.bench.stats import LatencySummary
+
+
+class Machine(msgspec.Struct, kw_only=True):
+    nproc: int
+    cpu_model: str
+    python: str
+    kernel: str
+    loadavg_at_start: list[float]
+
+
+class RateResult(msgspec.Struct, kw_only=True):
+    rate: float
+    direct: RunResult
+    gateway: RunResult
+    added_p50_ms: float
+    added_p90_ms: float
+    added_p99_ms: float
+
+
+class MemoryResult(msgspec.Struct, kw_only=True):
+    processes: int
+    idle_start_rss_mb: float
+    peak_rss_mb: float
+    idle_after_rss_mb: float
+    idle_start_pss_mb: float
+    peak_pss_mb: float
+    idle_after_pss_mb: float
+
+
+class Report(msgspec.Struct, kw_only=True):
+    command: str
+    date: str
+    machine: Machine
+    settings: dict[str, object]
+    latency: list[RateResult] = msgspec.field(default_factory=list)
+    max_throughput: dict[str, RunResult] = msgspec.field(default_factory=dict)
+    memory: MemoryResult | None = None
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+def machine_info() -> Machine:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return Machine(
+        nproc=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0,
+        cpu_model=model,
+        python=sys.version.split()[0],
+        kernel=platform.release(),
+        loadavg_at_start=[round(x, 2) for x in os.getloadavg()],
+    )
+
+
+def to_json(report: Report) -> bytes:
+    """Pretty JSON without the raw latency samples (NaN becomes null)."""
+    data = msgspec.to_builtins(report)
+    for entry in data["latency"]:
+        for side in ("direct", "gateway"):
+            entry[side].pop("latencies_s", None)
+    for run in data["max_throughput"].values():
+        run.pop("latencies_s", None)
+    return msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n"
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _errors(run: RunResult) -> str:
+    bad = {k: v for k, v in run.statuses.items() if not k.startswith("2")}
+    return ", ".join(f"{k}: {v}" for k, v in sorted(bad.items())) or "0"
+
+
+def _lat(s: LatencySummary) -> str:
+    return f"{_f(s.p50_ms)} / {_f(s.p99_ms)}"
+
+
+def tables(report: Report) -> str:
+    """The figures as markdown tables (also the console summary)."""
+    out: list[str] = []
+    if report.latency:
+        out += [
+            "### Added latency at fixed rates (open loop, ms, from scheduled send time)",
+            "",
+            "| offered req/s | direct p50 / p99 | gateway p50 / p99 | **added p50** | **added p99**"
+            " | gateway achieved req/s | gateway errors |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        out += [
+            f"| {r.rate:g} | {_lat(r.direct.latency)} | {_lat(r.gateway.latency)}"
+            f" | **{_f(r.added_p50_ms)}** | **{_f(r.added_p99_ms)}**"
+            f" | {r.gateway.achieved_rps:.0f} | {_errors(r.gateway)} |"
+            for r in report.latency
+        ]
+        out.append("")
+    if report.max_throughput:
+        out += [
+            "### Maximum throughput (closed loop: each connection sends when answered)",
+            "",
+            "| target | connections | req/s | p50 / p99 ms | errors |",
+            "|---|---:|---:|---:|---|",
+        ]
+        out += [
+            f"| {name.split(',')[0]} | {run.connections} | {run.achieved_rps:.0f}"
+            f" | {_lat(run.latency)} | {_errors(run)} |"
+            for name, run in report.max_throughput.items()
+        ]
+        out.append("")
+    if report.memory is not None:
+        m = report.memory
+        out += [
+            f"### Gateway memory ({m.processes} processes in the tree, MiB)",
+            "",
+            "| | idle after start | peak under load | idle after load |",
+            "|---|---:|---:|---:|",
+            f"| RSS (sum) | {m.idle_start_rss_mb:.1f} | {m.peak_rss_mb:.1f}"
+            f" | {m.idle_after_rss_mb:.1f} |",
+            f"| PSS (sum) | {m.idle_start_pss_mb:.1f} | {m.peak_pss_mb:.1f}"
+            f" | {m.idle_after_pss_mb:.1f} |",
+            "",
+        ]
+    out += [f"- {note}" for note in report.notes]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def to_markdown(report: Report) -> str:
+    m = report.machine
+    settings = ", ".join(f"{k}={v}" for k, v in report.settings.items())
+    return (
+        "# Routegate load benchmark\n\n"
+        f"- Command: `{report.command}`\n"
+        f"- Date: {report.date}\n"
+        f"- Machine: {m.nproc} CPUs ({m.cpu_model}), Linux {m.kernel}, Python {m.python},"
+        f" load average at start {m.loadavg_at_start}\n"
+        f"- Settings: {settings}\n\n" + tables(report)
+    )

@@ -1,0 +1,92 @@
+"""What the harness sets up before load: the gateway config, the bench key, the request.
+
+Kept apart from the phase logic so each piece can be checked (and reused) on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import httpx
+import msgspec
+
+PROMPT = (
+    "Summarize in one sentence why a gateway between applications and language-model "
+    "providers should add as little latency as possible, and name one thing it must "
+    "measure to prove that claim. Be brief."
+)
+
+_CONFIG = """\
+providers:
+  - id: bench-upstream
+    format: openai
+    base_url: {base_url}
+    api_key_env: BENCH_UPSTREAM_KEY
+    regions: [local]
+    data_policy: zdr
+offers:
+  - model: gpt-4o-mini
+    provider: bench-upstream
+    provider_model_id: bench-model
+    price: {{input: 0.15, output: 0.60}}
+    context_window: 128000
+    max_output: 16384
+    capabilities: [tools, json_object, json_schema]
+"""
+
+
+def write_config(directory: Path, upstream_base: str) -> Path:
+    """The gateway config: the built-in catalog plus one provider, the bench upstream."""
+    path = directory / "routegate-bench.yaml"
+    path.write_text(_CONFIG.format(base_url=upstream_base))
+    return path
+
+
+def request_body(*, stream: bool) -> bytes:
+    """The chat request every run sends (about 200 characters of prompt)."""
+    body: dict[str, object] = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 32,
+    }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return msgspec.json.encode(body)
+
+
+def create_live_key(base_url: str, admin_key: str, timeout: float = 10.0) -> str:
+    """Create a live key in the ``default`` workspace through the management API."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=timeout) as client:
+        resp = client.get("/v1/workspaces")
+        if resp.status_code != 200:
+            raise RuntimeError(f"GET /v1/workspaces: HTTP {resp.status_code}: {resp.text[:300]}")
+        workspaces = resp.json()["data"]
+        ws = next((w for w in workspaces if w.get("slug") == "default"), None)
+        if ws is None:
+            raise RuntimeError(f"no workspace with slug 'default' in {workspaces!r}")
+        resp = client.post(
+            f"/v1/workspaces/{ws['id']}/keys", json={"name": "bench", "mode": "live"}
+        )
+        if resp.status_code not in (200, 201):
+            raise RuntimeError(f"POST keys: HTTP {resp.status_code}: {resp.text[:300]}")
+        key: str = resp.json()["key"]
+        return key
+
+
+def command_line(argv: list[str]) -> str:
+    """How this run was invoked, for the report."""
+    prog = sys.argv[0] if sys.argv else ""
+    if prog.endswith("__main__.py"):
+        head = ["python", "-m", "gateway.bench"]
+    elif Path(prog).name == "routegate":
+        head = ["routegate", "bench"]
+    elif prog:
+        head = ["python", os.path.relpath(prog)] if prog.endswith(".py") else [Path(prog).name]
+    else:
+        head = ["gateway.bench.main"]
+    return shlex.join([*head, *argv])
