@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from granian import Granian
@@ -18,7 +18,7 @@ from granian.constants import Interfaces
 
 from gateway.auth import derive_hash_key, hash_secret, new_key_record, utc_now
 from gateway.bench import main as bench_main
-from gateway.config import ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.records import Scope, Workspace
@@ -62,11 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def config_check(path: str | None) -> int:
+def _load_or_report(load: Callable[[], Config]) -> Config | None:
+    """Load a config; on failure print its file:line:field error and return None."""
     try:
-        config = load_config(path)
+        return load()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return None
+
+
+def config_check(path: str | None) -> int:
+    config = _load_or_report(lambda: load_config(path))
+    if config is None:
         return 1
     print(
         f"{path or 'built-in catalog'}: OK ({len(config.providers)} providers, "
@@ -77,10 +84,8 @@ def config_check(path: str | None) -> int:
 
 
 def list_models(path: str | None) -> int:
-    try:
-        config = load_config(path)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+    config = _load_or_report(lambda: load_config(path))
+    if config is None:
         return 1
     for model in sorted(config.models, key=lambda m: m.id):
         providers = sorted({o.provider for o in config.offers if o.model == model.id})
@@ -95,10 +100,8 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["ROUTEGATE_DATA_DIR"] = str(Path(args.data_dir).resolve())
     settings = Settings.from_env()
     os.environ["ROUTEGATE_DATA_DIR"] = str(settings.data_dir)
-    try:
-        config = settings.load_config()
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+    config = _load_or_report(settings.load_config)
+    if config is None:
         return 1
     store = open_store(settings.store_url(config), settings.data_dir)
     try:
