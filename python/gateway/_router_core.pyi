@@ -25,6 +25,7 @@ __all__ = [
     "KEY_SOURCE_ANY",
     "KEY_SOURCE_BYOK",
     "KEY_SOURCE_PLATFORM",
+    "TASKS",
     "Analysis",
     "CandidateTable",
     "OpenAIStreamRelay",
@@ -58,8 +59,13 @@ DATA_POLICY_NONE: Final[int]
 DATA_POLICY_NO_TRAINING: Final[int]
 DATA_POLICY_ZDR: Final[int]
 
-# Names of the hard constraints, as reported in ``RouteResult.emptied_by``.
+# Names of the hard constraints, as reported in ``RouteResult.emptied_by`` (and indexed by
+# ``RouteResult.rejected_by``).
 CONSTRAINT_NAMES: Final[tuple[str, ...]]
+
+# Prompt tasks, indexed by ``Analysis.task``; also the column order of the quality matrix:
+# ("chat", "code", "math", "extraction", "summarization", "creative", "vision").
+TASKS: Final[tuple[str, ...]]
 
 @final
 class Analysis:
@@ -80,6 +86,13 @@ class Analysis:
         """``max_completion_tokens`` or else ``max_tokens``, when the request sets one."""
     @property
     def stream(self) -> bool: ...
+    @property
+    def task(self) -> int:
+        """Index into ``TASKS`` of the prompt's task (chat, code, math, extraction,
+        summarization, creative, vision), from cheap lexical features."""
+    @property
+    def difficulty(self) -> float:
+        """Prompt difficulty in [0, 1] (length, reasoning markers, requirements, code/math)."""
 
 def analyze(body: bytes, /) -> Analysis:
     """Analyse a raw chat-completions JSON body in one pass.
@@ -130,8 +143,12 @@ class CandidateTable:
         circuit_open: bool,
     ) -> None:
         """Replace one row's live health figures in place (``IndexError`` when out of range)."""
-    def route(self, request: RouteRequest, /) -> RouteResult:
-        """Enumerate, filter and score in one call with the GIL released."""
+    def route(self, request: RouteRequest, /, *, explain: bool = False) -> RouteResult:
+        """Enumerate, filter and score in one call with the GIL released.
+
+        With ``explain=True`` the result's ``rejected_by`` says, for every row, which
+        constraint (if any) removed it.
+        """
 
 @final
 class RouteRequest:
@@ -186,6 +203,11 @@ class RouteResult:
     @property
     def health_only(self) -> bool:
         """True when static constraints left candidates and only health/latency emptied them."""
+    @property
+    def rejected_by(self) -> npt.NDArray[np.int8] | None:
+        """Only when routed with ``explain=True`` (else ``None``): one int8 per table row, -1
+        when the row is viable, else the index in ``CONSTRAINT_NAMES`` of the first
+        constraint the row fails."""
 
 @final
 class SseEvent:

@@ -178,3 +178,70 @@ def test_module_exports() -> None:
     ]
     assert all(c and c & (c - 1) == 0 for c in caps) and len(set(caps)) == len(caps)
     assert set(core.__all__) == {n for n in dir(core) if not n.startswith("_")} | {"__version__"}
+
+
+# Prompt-task classification. Filler words carry no signal of any task.
+FILLER = ["the", "blue", "river", "table", "morning", "garden", "quiet", "window", "friend"]
+SIGNALS = {
+    "code": ["```python\nx = 1\n```", "fix this bug", "it does not compile", "refactor this"],
+    "math": ["prove that", "solve for x", "the integral of", "$$\\frac{a}{b}$$", "12*7+3"],
+    "extraction": ["extract the names", "classify this", "categorize these", "list all items"],
+    "summarization": ["summarize this", "tl;dr", "the key points of", "summarise it"],
+    "creative": ["write a poem", "write a story", "imagine a world", "a work of fiction"],
+}
+filler = st.lists(st.sampled_from(FILLER), max_size=30).map(" ".join)
+
+
+def user_body(content: Any, **extra: Any) -> bytes:
+    return json.dumps({"messages": [{"role": "user", "content": content}], **extra}).encode()
+
+
+def test_tasks_export() -> None:
+    assert core.TASKS == (
+        "chat",
+        "code",
+        "math",
+        "extraction",
+        "summarization",
+        "creative",
+        "vision",
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(SIGNALS)), st.data(), filler, filler)
+def test_detects_each_task(task: str, data: st.DataObject, before: str, after: str) -> None:
+    signal = data.draw(st.sampled_from(SIGNALS[task]))
+    a = core.analyze(user_body(f"{before} {signal} {after}"))
+    assert core.TASKS[a.task] == task
+    assert 0.0 <= a.difficulty <= 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(filler)
+def test_chat_vision_and_json_format(words: str) -> None:
+    assert core.TASKS[core.analyze(user_body(words)).task] == "chat"
+    image = [
+        {"type": "text", "text": f"{words} fix this bug"},
+        {"type": "image_url", "image_url": {"url": "u"}},
+    ]
+    assert core.TASKS[core.analyze(user_body(image)).task] == "vision"
+    fmt = {"response_format": {"type": "json_object"}}
+    assert core.TASKS[core.analyze(user_body(words, **fmt)).task] == "extraction"
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies())
+def test_task_and_difficulty_in_range(body: dict[str, Any]) -> None:
+    a = core.analyze(json.dumps(body).encode())
+    assert 0 <= a.task < len(core.TASKS)
+    assert 0.0 <= a.difficulty <= 1.0
+    assert (core.TASKS[a.task] == "vision") == bool(a.required_capabilities & core.CAP_VISION)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | filler, st.sampled_from(["step by step", "Think step by step."]))
+def test_step_by_step_never_lowers_difficulty(prompt: str, marker: str) -> None:
+    base = core.analyze(user_body(prompt)).difficulty
+    more = core.analyze(user_body(f"{prompt} {marker}")).difficulty
+    assert 0.0 <= base <= more <= 1.0

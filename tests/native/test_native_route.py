@@ -295,3 +295,45 @@ def test_request_rejects_bad_values(kwargs: dict[str, Any]) -> None:
 def test_task_out_of_range_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="task"):
         small_table().build().route(core.RouteRequest(task=5))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_explain_names_the_first_failed_constraint(case: tuple[Table, Request]) -> None:
+    table, req = case
+    built = table.build()
+    request = core.RouteRequest(**req.kwargs)
+    explained = built.route(request, explain=True)
+    rejected = explained.rejected_by
+    assert rejected is not None
+    assert rejected.dtype == np.int8 and rejected.shape == (table.rows,)
+
+    viable = {row for row, code in enumerate(rejected.tolist()) if code == -1}
+    assert viable == set(explained.ranked.tolist())
+    for row, code in enumerate(rejected.tolist()):
+        verdicts = reference_verdicts(table, req, row)
+        if code == -1:
+            assert all(verdicts)
+        else:
+            assert 0 <= code < len(core.CONSTRAINT_NAMES)
+            assert all(verdicts[:code]), (row, core.CONSTRAINT_NAMES[code], verdicts)
+            assert not verdicts[code], (row, core.CONSTRAINT_NAMES[code], verdicts)
+
+    plain = built.route(request)
+    assert plain.rejected_by is None
+    assert built.route(request, explain=False).rejected_by is None
+    assert plain.ranked.tolist() == explained.ranked.tolist()
+    assert plain.scores.tolist() == explained.scores.tolist()
+    assert (plain.candidates_total, plain.candidates_viable, plain.emptied_by) == (
+        explained.candidates_total,
+        explained.candidates_viable,
+        explained.emptied_by,
+    )
+    assert plain.health_only == explained.health_only
+
+
+def test_explain_small_table() -> None:
+    table = small_table().build()
+    result = table.route(core.RouteRequest(max_price_per_1m=2.5), explain=True)
+    assert result.rejected_by is not None
+    assert result.rejected_by.tolist() == [core.CONSTRAINT_NAMES.index("price"), -1, -1]

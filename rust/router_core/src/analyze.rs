@@ -1,4 +1,5 @@
-//! One pass over a raw chat-completions body: size, needed capabilities, output budget.
+//! One pass over a raw chat-completions body: size, needed capabilities, output budget,
+//! and the prompt's task and difficulty (see [`crate::task`]).
 //!
 //! Python validates field types with msgspec; this pass only needs to be robust (odd shapes
 //! are counted as far as they make sense) and to never make Python touch message text.
@@ -9,9 +10,10 @@ use crate::codes::{
     CAP_AUDIO, CAP_JSON_OBJECT, CAP_JSON_SCHEMA, CAP_REASONING, CAP_TOOLS, CAP_VISION,
 };
 use crate::error::CoreError;
+use crate::task::{TaskSignals, SYSTEM_WINDOW, USER_WINDOW};
 
 /// What [`analyze`] found in one request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     /// Conservative upper-bound estimate of prompt tokens (see [`estimate_prompt_tokens`]).
     pub prompt_tokens: u64,
@@ -25,6 +27,10 @@ pub struct Analysis {
     pub max_output_tokens: Option<u64>,
     /// `stream == true`.
     pub stream: bool,
+    /// Index into [`crate::TASKS`] of the prompt's task.
+    pub task: usize,
+    /// Prompt difficulty in [0, 1].
+    pub difficulty: f64,
 }
 
 /// Raw size figures gathered in the pass; the token estimate is computed from these.
@@ -85,30 +91,95 @@ pub fn analyze(body: &[u8]) -> Result<Analysis, CoreError> {
         pass.capabilities |= CAP_REASONING;
     }
 
+    let prompt_tokens = estimate_prompt_tokens(&pass.size);
+    let classification = pass.task_signals().classify(
+        pass.capabilities & CAP_VISION != 0,
+        pass.capabilities & (CAP_JSON_OBJECT | CAP_JSON_SCHEMA) != 0,
+        prompt_tokens,
+    );
     Ok(Analysis {
-        prompt_tokens: estimate_prompt_tokens(&pass.size),
+        prompt_tokens,
         prompt_chars: pass.size.text_chars,
         message_count: pass.size.messages,
         required_capabilities: pass.capabilities,
         max_output_tokens: max_output_tokens(&request)?,
         stream: request.get("stream") == Some(&Value::Bool(true)),
+        task: classification.task,
+        difficulty: classification.difficulty,
     })
 }
 
 /// Accumulators of the single pass.
 #[derive(Default)]
-struct Pass {
+struct Pass<'a> {
     size: PromptSize,
     capabilities: u32,
+    /// Content of the first `system`/`developer` message, for the classifier.
+    system: Option<&'a Value>,
+    /// Content of the last `user` message, for the classifier.
+    last_user: Option<&'a Value>,
 }
 
-impl Pass {
+/// Text of a `text` content part.
+fn part_text(part: &Value) -> Option<&str> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => part.get("text").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+impl<'a> Pass<'a> {
+    /// Scan the classifier's bounded windows: the head of the system prompt and the tail of
+    /// the last user message (multi-part content: parts in order for the head, in reverse
+    /// for the tail, until the window's byte budget is spent).
+    fn task_signals(&self) -> TaskSignals {
+        let mut signals = TaskSignals::default();
+        match self.system {
+            Some(Value::String(text)) => {
+                signals.scan_head(text, SYSTEM_WINDOW);
+            }
+            Some(Value::Array(parts)) => {
+                let mut budget = SYSTEM_WINDOW;
+                for text in parts.iter().filter_map(part_text) {
+                    if budget == 0 {
+                        break;
+                    }
+                    budget = signals.scan_head(text, budget);
+                }
+            }
+            _ => {}
+        }
+        match self.last_user {
+            Some(Value::String(text)) => {
+                signals.scan_tail(text, USER_WINDOW);
+            }
+            Some(Value::Array(parts)) => {
+                let mut budget = USER_WINDOW;
+                for text in parts.iter().rev().filter_map(part_text) {
+                    if budget == 0 {
+                        break;
+                    }
+                    budget = signals.scan_tail(text, budget);
+                }
+            }
+            _ => {}
+        }
+        signals
+    }
+
     fn text(&mut self, text: &str) {
         self.size.text_bytes += text.len() as u64;
         self.size.text_chars += text.chars().count() as u64;
     }
 
-    fn message(&mut self, message: &Map<String, Value>) {
+    fn message(&mut self, message: &'a Map<String, Value>) {
+        match message.get("role").and_then(Value::as_str) {
+            Some("user") => self.last_user = message.get("content"),
+            Some("system" | "developer") if self.system.is_none() => {
+                self.system = message.get("content");
+            }
+            _ => {}
+        }
         if let Some(Value::String(name)) = message.get("name") {
             self.text(name);
         }
@@ -324,6 +395,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("an array"));
+    }
+
+    #[test]
+    fn classifies_the_last_user_message_and_system_prompt() {
+        use crate::TASKS;
+        let task = |body: &str| TASKS[run(body).task];
+        assert_eq!(task(r#"{"messages":[]}"#), "chat");
+        // The last user message counts; earlier turns do not.
+        assert_eq!(
+            task(
+                r#"{"messages":[{"role":"user","content":"write a poem"},
+                {"role":"assistant","content":"ok"},{"role":"user","content":"fix this bug"}]}"#
+            ),
+            "code"
+        );
+        // Multi-part content and the system prompt.
+        assert_eq!(
+            task(
+                r#"{"messages":[{"role":"system","content":[{"type":"text","text":"You summarize."}]},
+                {"role":"user","content":[{"type":"text","text":"Here:"},{"type":"text","text":"key points please"}]}]}"#
+            ),
+            "summarization"
+        );
+        assert_eq!(
+            task(
+                r#"{"messages":[{"role":"user","content":"hello"}],"response_format":{"type":"json_object"}}"#
+            ),
+            "extraction"
+        );
+        assert_eq!(
+            task(
+                r#"{"messages":[{"role":"user","content":[{"type":"text","text":"```code```"},
+                {"type":"image_url","image_url":{"url":"u"}}]}]}"#
+            ),
+            "vision"
+        );
+        let plain = run(r#"{"messages":[{"role":"user","content":"sort a list"}]}"#);
+        let harder =
+            run(r#"{"messages":[{"role":"user","content":"sort a list, step by step, why"}]}"#);
+        assert!((0.0..=1.0).contains(&plain.difficulty));
+        assert!(harder.difficulty > plain.difficulty);
     }
 
     #[test]

@@ -281,10 +281,33 @@ pub fn first_failed(table: &CandidateTable, c: &Constraints, row: usize) -> Opti
 
 /// Apply every constraint to every row in one pass, counting survivors per step.
 pub fn filter(table: &CandidateTable, c: &Constraints) -> FilterOutcome {
+    filter_with(table, c, |_| {})
+}
+
+/// [`filter`], plus one entry per row: `-1` when viable, else the index in
+/// [`CONSTRAINT_NAMES`] of the first constraint the row fails (see [`first_failed`]).
+pub fn filter_explained(table: &CandidateTable, c: &Constraints) -> (FilterOutcome, Vec<i8>) {
+    let mut rejected_by = Vec::with_capacity(table.len());
+    let outcome = filter_with(table, c, |failed| {
+        // CONSTRAINT_COUNT (14) fits in i8.
+        rejected_by.push(failed.map_or(-1, |k| k as i8));
+    });
+    (outcome, rejected_by)
+}
+
+/// The filtering loop; `on_row` sees each row's verdict in row order. Monomorphised, so the
+/// plain [`filter`] pays nothing for the hook.
+fn filter_with(
+    table: &CandidateTable,
+    c: &Constraints,
+    mut on_row: impl FnMut(Option<usize>),
+) -> FilterOutcome {
     let mut failed_at = [0usize; CONSTRAINT_COUNT];
     let mut viable = Vec::new();
     for row in 0..table.len() {
-        match first_failed(table, c, row) {
+        let failed = first_failed(table, c, row);
+        on_row(failed);
+        match failed {
             Some(k) => failed_at[k] += 1,
             None => viable.push(row),
         }

@@ -11,15 +11,20 @@ pub mod relay;
 pub mod route;
 pub mod scoring;
 pub mod sse;
+pub mod task;
 
 #[cfg(feature = "python")]
 mod py;
 
 pub use analyze::{analyze, estimate_prompt_tokens, Analysis, PromptSize};
-pub use candidates::{filter, CandidateTable, Columns, Constraints, FilterOutcome, Health};
+pub use candidates::{
+    filter, filter_explained, first_failed, CandidateTable, Columns, Constraints, FilterOutcome,
+    Health,
+};
 pub use codes::*;
 pub use error::CoreError;
 pub use relay::{StreamRelay, Usage};
-pub use route::{route, RouteRequest, RouteResult};
+pub use route::{route, route_explained, RouteRequest, RouteResult};
 pub use scoring::{rank, Ranking, ScoreInputs, Weights};
 pub use sse::{SseEvent, SseEventRef, SseParser};
+pub use task::{classify_text, Classification, TaskSignals, TASKS};

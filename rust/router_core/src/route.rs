@@ -1,6 +1,6 @@
 //! One routing decision: filter the table by the request's constraints, then score and rank.
 
-use crate::candidates::{filter, CandidateTable, Constraints};
+use crate::candidates::{filter, filter_explained, CandidateTable, Constraints};
 use crate::codes::{CONSTRAINT_NAMES, DATA_POLICY_ZDR, FIRST_HEALTH_CONSTRAINT, KEY_SOURCE_BYOK};
 use crate::error::CoreError;
 use crate::scoring::{rank, ScoreInputs, Weights};
@@ -71,10 +71,23 @@ pub struct RouteResult {
     pub emptied_by: Option<&'static str>,
     /// Static constraints left candidates; only health/latency emptied the set.
     pub health_only: bool,
+    /// Only from [`route_explained`] with `explain`: one entry per table row, `-1` when the
+    /// row is viable, else the index in [`CONSTRAINT_NAMES`] of the first constraint it fails.
+    pub rejected_by: Option<Vec<i8>>,
 }
 
 /// Filter, score and rank.
 pub fn route(table: &CandidateTable, request: &RouteRequest) -> Result<RouteResult, CoreError> {
+    route_explained(table, request, false)
+}
+
+/// [`route`], and with `explain` also the per-row [`RouteResult::rejected_by`]. Without
+/// `explain` nothing per row is allocated.
+pub fn route_explained(
+    table: &CandidateTable,
+    request: &RouteRequest,
+    explain: bool,
+) -> Result<RouteResult, CoreError> {
     request.validate()?;
     let task = request.constraints.task;
     if table.task_count() > 0 && task >= table.task_count() {
@@ -86,7 +99,12 @@ pub fn route(table: &CandidateTable, request: &RouteRequest) -> Result<RouteResu
             ),
         ));
     }
-    let outcome = filter(table, &request.constraints);
+    let (outcome, rejected_by) = if explain {
+        let (outcome, rejected_by) = filter_explained(table, &request.constraints);
+        (outcome, Some(rejected_by))
+    } else {
+        (filter(table, &request.constraints), None)
+    };
     let emptied_at = outcome.emptied_at();
     let ranking = rank(
         table,
@@ -106,5 +124,6 @@ pub fn route(table: &CandidateTable, request: &RouteRequest) -> Result<RouteResu
         candidates_viable: outcome.viable.len(),
         emptied_by: emptied_at.map(|k| CONSTRAINT_NAMES[k]),
         health_only: emptied_at.is_some_and(|k| k >= FIRST_HEALTH_CONSTRAINT),
+        rejected_by,
     })
 }

@@ -1,8 +1,10 @@
 //! Properties of filtering and ranking against an independent reference filter.
 
 use proptest::prelude::*;
+use router_core::candidates::first_failed;
 use router_core::{
-    route, CandidateTable, Columns, Constraints, RouteRequest, Weights, CONSTRAINT_NAMES,
+    route, route_explained, CandidateTable, Columns, Constraints, RouteRequest, Weights,
+    CONSTRAINT_NAMES,
 };
 
 const IDS: i32 = 4;
@@ -184,6 +186,35 @@ proptest! {
     }
 
     #[test]
+    fn rejected_by_explains_every_row(table in table_strategy(), req in request_strategy()) {
+        let plain = route(&table, &req).expect("valid request");
+        prop_assert_eq!(plain.rejected_by.as_ref(), None);
+        let explained = route_explained(&table, &req, true).expect("valid request");
+        let rejected = explained.rejected_by.clone().expect("explain was asked for");
+        prop_assert_eq!(rejected.len(), table.len());
+        for (row, &code) in rejected.iter().enumerate() {
+            let expected = first_failed(&table, &req.constraints, row).map_or(-1, |k| k as i8);
+            prop_assert_eq!(code, expected, "row {}", row);
+            // The reference agrees: passes everything before `code`, fails `code`.
+            let verdicts = passes(&table, &req.constraints, row);
+            match usize::try_from(code) {
+                Ok(k) => {
+                    prop_assert!(verdicts[..k].iter().all(|&p| p));
+                    prop_assert!(!verdicts[k]);
+                }
+                Err(_) => prop_assert!(verdicts.iter().all(|&p| p)),
+            }
+        }
+        let mut viable: Vec<usize> = (0..table.len()).filter(|&r| rejected[r] == -1).collect();
+        let mut ranked = explained.ranked.clone();
+        ranked.sort_unstable();
+        viable.sort_unstable();
+        prop_assert_eq!(ranked, viable);
+        // Explaining changes nothing else.
+        prop_assert_eq!(RouteResultWithout(explained), RouteResultWithout(plain));
+    }
+
+    #[test]
     fn scaling_weights_changes_nothing(
         table in table_strategy(),
         req in request_strategy(),
@@ -196,6 +227,20 @@ proptest! {
         let scaled = RouteRequest { weights: Weights::new(raw.map(|w| w * factor)).expect("positive"), ..req };
         prop_assert_eq!(base.weights, scaled.weights);
         prop_assert_eq!(route(&table, &scaled).expect("valid"), route(&table, &base).expect("valid"));
+    }
+}
+
+/// A route result compared without its explanation.
+#[derive(Debug)]
+struct RouteResultWithout(router_core::RouteResult);
+
+impl PartialEq for RouteResultWithout {
+    fn eq(&self, other: &Self) -> bool {
+        let strip = |r: &router_core::RouteResult| router_core::RouteResult {
+            rejected_by: None,
+            ..r.clone()
+        };
+        strip(&self.0) == strip(&other.0)
     }
 }
 

@@ -37,11 +37,23 @@ impl PyAnalysis {
     fn stream(&self) -> bool {
         self.0.stream
     }
+    /// Index into ``TASKS`` of the prompt's task (chat, code, math, extraction,
+    /// summarization, creative, vision), from cheap lexical features.
+    #[getter]
+    fn task(&self) -> usize {
+        self.0.task
+    }
+    /// Prompt difficulty in [0, 1] (length, reasoning markers, requirements, code/math).
+    #[getter]
+    fn difficulty(&self) -> f64 {
+        self.0.difficulty
+    }
     fn __repr__(&self) -> String {
         let a = &self.0;
         format!(
             "Analysis(prompt_tokens={}, prompt_chars={}, message_count={}, \
-             required_capabilities={}, max_output_tokens={}, stream={})",
+             required_capabilities={}, max_output_tokens={}, stream={}, task={}, \
+             difficulty={:.3})",
             a.prompt_tokens,
             a.prompt_chars,
             a.message_count,
@@ -49,6 +61,8 @@ impl PyAnalysis {
             a.max_output_tokens
                 .map_or_else(|| "None".to_owned(), |n| n.to_string()),
             if a.stream { "True" } else { "False" },
+            a.task,
+            a.difficulty,
         )
     }
 }

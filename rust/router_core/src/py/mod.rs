@@ -61,6 +61,7 @@ mod router_core_module {
             "CONSTRAINT_NAMES",
             PyTuple::new(m.py(), crate::CONSTRAINT_NAMES)?,
         )?;
+        m.add("TASKS", PyTuple::new(m.py(), crate::TASKS)?)?;
         Ok(())
     }
 }

@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 
 use super::arrays::{column, mask, matrix};
 use crate::{
-    route, CandidateTable, Columns, Constraints, CoreError, Health, RouteRequest, RouteResult,
-    Weights,
+    route_explained, CandidateTable, Columns, Constraints, CoreError, Health, RouteRequest,
+    RouteResult, Weights,
 };
 
 /// Columnar table of deployments; built once from the catalog, shared by all requests.
@@ -119,14 +119,18 @@ impl PyCandidateTable {
     }
 
     /// Enumerate, filter and score in one call with the GIL released.
-    #[pyo3(signature = (request, /))]
+    ///
+    /// With ``explain=True`` the result's ``rejected_by`` says, for every row, which
+    /// constraint (if any) removed it.
+    #[pyo3(signature = (request, /, *, explain = false))]
     fn route(
         &self,
         py: Python<'_>,
         request: &Bound<'_, PyRouteRequest>,
+        explain: bool,
     ) -> PyResult<PyRouteResult> {
         let request = &request.get().0;
-        let result = py.detach(|| route(&self.read(), request))?;
+        let result = py.detach(|| route_explained(&self.read(), request, explain))?;
         Ok(PyRouteResult(result))
     }
 }
@@ -262,6 +266,16 @@ impl PyRouteResult {
     #[getter]
     fn health_only(&self) -> bool {
         self.0.health_only
+    }
+    /// Only when routed with ``explain=True`` (else ``None``): one int8 per table row, -1
+    /// when the row is viable, else the index in ``CONSTRAINT_NAMES`` of the first
+    /// constraint the row fails.
+    #[getter]
+    fn rejected_by<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i8>>> {
+        self.0
+            .rejected_by
+            .as_deref()
+            .map(|rows| PyArray1::from_slice(py, rows))
     }
     fn __repr__(&self) -> String {
         let r = &self.0;
