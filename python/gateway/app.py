@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.api import chat, health, management, models, usage
+from gateway.api import chat, health, management, models, routing_admin, usage
 from gateway.context import Context
 from gateway.errors import (
     GatewayError,
@@ -47,12 +47,21 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/ready"): health.ready,
 }
 _KEY_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys/(?P<key_id>[^/]+)$"
+_DEFAULTS_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/routing-defaults$"
+_POLICIES_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/policies$"
+_POLICY_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/policies/(?P<name>[^/]+)$"
 PATTERNS: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)$"), management.get_workspace),
     ("POST", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.create_key),
     ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.list_keys),
     ("GET", re.compile(_KEY_PATH), management.get_key),
     ("DELETE", re.compile(_KEY_PATH), management.revoke_key),
+    ("GET", re.compile(_DEFAULTS_PATH), routing_admin.get_routing_defaults),
+    ("PATCH", re.compile(_DEFAULTS_PATH), routing_admin.patch_routing_defaults),
+    ("GET", re.compile(_POLICIES_PATH), routing_admin.list_policies),
+    ("GET", re.compile(_POLICY_PATH), routing_admin.get_policy),
+    ("PUT", re.compile(_POLICY_PATH), routing_admin.put_policy),
+    ("DELETE", re.compile(_POLICY_PATH), routing_admin.delete_policy),
 ]
 KNOWN_PATHS = {path for _, path in ROUTES}
 

@@ -1,4 +1,4 @@
-"""The management API (SPEC §8) — workspaces and keys so far.
+"""The management API (SPEC §8) — workspaces and keys (routing settings: ``routing_admin``).
 
 Every route checks that the caller's key may manage the workspace it names; another
 workspace's ids answer 404, never 403, so ids cannot be probed.
@@ -61,7 +61,8 @@ def _key_view(key: ApiKey) -> dict[str, object]:
     }
 
 
-def _managed_workspace(ctx: Context, caller: ApiKey, workspace_id: str) -> Workspace:
+def managed_workspace(ctx: Context, caller: ApiKey, workspace_id: str) -> Workspace:
+    """The workspace if the caller may manage it; 404 (never 403) for anything else."""
     workspace = ctx.store.get_workspace(workspace_id)
     if workspace is None or not (caller.gateway_wide or caller.workspace_id == workspace.id):
         raise NotFound(f"No workspace '{workspace_id}'.")
@@ -78,15 +79,17 @@ async def list_workspaces(ctx: Context, request: Request) -> Response:
 
 async def get_workspace(ctx: Context, request: Request) -> Response:
     caller = ctx.authenticate(request.headers, "admin")
-    workspace = _managed_workspace(ctx, caller, request.path_params["workspace_id"])
+    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
     return json_response(_workspace_view(workspace))
 
 
 async def create_key(ctx: Context, request: Request) -> Response:
     caller = ctx.authenticate(request.headers, "admin")
-    workspace = _managed_workspace(ctx, caller, request.path_params["workspace_id"])
+    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
     body = convert(decode_object(request.body), KeyCreate)
-    if body.default_policy is not None and body.default_policy not in ctx.config.policies:
+    if body.default_policy is not None and not _policy_exists(
+        ctx, workspace.id, body.default_policy
+    ):
         raise InvalidRequest(
             f"Unknown routing policy '{body.default_policy}'.", param="default_policy"
         )
@@ -108,16 +111,21 @@ async def create_key(ctx: Context, request: Request) -> Response:
     return json_response({**_key_view(record), "key": secret}, status=201)
 
 
+def _policy_exists(ctx: Context, workspace_id: str, name: str) -> bool:
+    """A config policy or one of the workspace's own (read fresh from the store)."""
+    return name in ctx.config.policies or ctx.store.get_policy(workspace_id, name) is not None
+
+
 async def list_keys(ctx: Context, request: Request) -> Response:
     caller = ctx.authenticate(request.headers, "admin")
-    workspace = _managed_workspace(ctx, caller, request.path_params["workspace_id"])
+    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
     keys = ctx.store.list_keys(workspace.id)
     return json_response({"object": "list", "data": [_key_view(k) for k in keys]})
 
 
 def _managed_key(ctx: Context, caller: ApiKey, workspace_id: str, key_id: str) -> ApiKey:
     """The named key of a workspace the caller manages; 404 for anything else."""
-    workspace = _managed_workspace(ctx, caller, workspace_id)
+    workspace = managed_workspace(ctx, caller, workspace_id)
     key = ctx.store.get_key(workspace.id, key_id)
     if key is None:
         raise NotFound(f"No key '{key_id}' in workspace '{workspace_id}'.")

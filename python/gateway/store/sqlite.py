@@ -15,6 +15,7 @@ from typing import TypeVar
 import msgspec
 
 from gateway.store.records import ApiKey, UsageRecord, Workspace
+from gateway.store.sqlite_routing import ROUTING_SCHEMA, SqliteRoutingTables
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -35,8 +36,8 @@ CREATE INDEX IF NOT EXISTS usage_workspace_time ON usage (workspace_id, created_
 _encoder = msgspec.json.Encoder()
 
 
-class SqliteStore:
-    """The embedded default store (``sqlite:///path``)."""
+class SqliteStore(SqliteRoutingTables):
+    """The embedded default store (``sqlite:///path``); routing tables in ``sqlite_routing``."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -48,7 +49,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + ROUTING_SCHEMA)
 
     def _one(self, kind: type[R], sql: str, args: tuple[object, ...]) -> R | None:
         with self._lock:
