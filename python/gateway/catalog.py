@@ -32,6 +32,8 @@ DATA_POLICY_LEVELS: dict[str, int] = {
     "zdr": core.DATA_POLICY_ZDR,
 }
 MOCK_PROVIDER = "mock"
+if core.TASKS != TASKS:  # the quality columns must line up with the core's task labels
+    raise ImportError(f"task order differs: core {core.TASKS} vs config {TASKS}")
 
 
 @dataclass(frozen=True, slots=True)

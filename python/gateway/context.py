@@ -14,13 +14,15 @@ from gateway.dispatch import Dispatcher
 from gateway.errors import InvalidRequest
 from gateway.metering import UsageWriter
 from gateway.providers import ProviderPool
-from gateway.routing import Router
-from gateway.routing_options import RoutingOptions
+from gateway.routing import Router, RoutingTable
+from gateway.routing_options import DataPolicy, RoutingOptions
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.records import ApiKey, Scope
+from gateway.workspace_routing import WorkspaceRouting, WorkspaceRoutingCache
 
 SUPPORTED_FORMATS = frozenset({"openai", "mock"})
+_UNSET = RoutingOptions()
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Context:
     hash_key: bytes
     baseline_model: str
     baseline_price: Price | None
+    workspace_routing: WorkspaceRoutingCache
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -61,7 +64,7 @@ class Context:
             settings=settings,
             config=config,
             catalog=catalog,
-            router=Router(catalog),
+            router=Router(RoutingTable(catalog)),
             store=store,
             keys=KeyResolver(hash_key, store.get_key_by_hash),
             pool=pool,
@@ -70,6 +73,7 @@ class Context:
             hash_key=hash_key,
             baseline_model=baseline.id,
             baseline_price=first_party,
+            workspace_routing=WorkspaceRoutingCache(store),
         )
 
     def authenticate(self, headers: Mapping[str, str], scope: Scope) -> ApiKey:
@@ -80,19 +84,41 @@ class Context:
     def routing_layers(
         self, key: ApiKey, policy_header: str | None
     ) -> list[tuple[str | None, RoutingOptions]]:
-        """SPEC §2 precedence below the model expression, lowest first."""
+        """SPEC §2 precedence below the model expression, lowest first: config
+        ``defaults.routing`` → the key's workspace routing defaults → the key's default policy
+        → ``X-Routing-Policy``. Workspace settings come from a per-process cache (≤ 1 s old)."""
+        workspace = self.workspace_routing.get(key.workspace_id)
         layers: list[tuple[str | None, RoutingOptions]] = [(None, self.config.defaults.routing)]
+        if workspace.defaults != _UNSET:
+            layers.append((None, workspace.defaults))
         if key.default_policy:
-            layers.append((key.default_policy, self._policy(key.default_policy, None)))
+            named = self._named(workspace, key.default_policy)
+            if named is None:
+                raise InvalidRequest(
+                    f"This key's default routing policy '{key.default_policy}' does not exist."
+                )
+            layers.append((key.default_policy, named))
         if policy_header is not None:
-            layers.append((policy_header, self._policy(policy_header, "X-Routing-Policy")))
+            named = self._named(workspace, policy_header)
+            if named is None:
+                raise InvalidRequest(
+                    f"Unknown routing policy '{policy_header}'.", param="X-Routing-Policy"
+                )
+            layers.append((policy_header, named))
         return layers
 
-    def _policy(self, name: str, param: str | None) -> RoutingOptions:
-        policy = self.config.policies.get(name)
-        if policy is None:
-            raise InvalidRequest(f"Unknown routing policy '{name}'.", param=param)
-        return policy
+    def policy(self, workspace_id: str, name: str) -> RoutingOptions | None:
+        """The named policy as the workspace sees it: its own first, then the config's."""
+        return self._named(self.workspace_routing.get(workspace_id), name)
+
+    def data_policy_floor(self, workspace_id: str) -> DataPolicy | None:
+        """The workspace default's ``data_policy``: a floor the request may only tighten
+        (SPEC §2, "the stricter of request and workspace wins"); None when unset."""
+        return self.workspace_routing.get(workspace_id).defaults.data_policy
+
+    def _named(self, workspace: WorkspaceRouting, name: str) -> RoutingOptions | None:
+        own = workspace.policies.get(name)
+        return own if own is not None else self.config.policies.get(name)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

@@ -24,7 +24,7 @@ from gateway.errors import (
     provider_headers,
 )
 from gateway.providers import AttemptFailure, Provider, ProviderPool
-from gateway.routing import RoutePlan
+from gateway.routing.planner import RoutePlan
 
 T = TypeVar("T")
 Call = Callable[[Provider, Deployment, dict[str, Any]], Awaitable[T]]

@@ -62,7 +62,7 @@ async def _serve(
         key=outcome.key,
         layers=ctx.routing_layers(outcome.key, request.headers.get("x-routing-policy")),
         request_options=chat.routing,
-        fallback_mode=bool(chat.routing and chat.routing.mode == "fallback"),
+        data_policy_floor=ctx.data_policy_floor(outcome.key.workspace_id),
         started=begin,
     )
     forwarded = {k: v for k, v in data.items() if k not in GATEWAY_FIELDS}

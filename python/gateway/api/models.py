@@ -1,9 +1,17 @@
-"""GET /v1/models: the OpenAI model list, filtered to what the caller's key may route to."""
+"""GET /v1/models: the OpenAI model list, filtered to what the caller's policy allows.
+
+"Allows" is decided by the router itself: one routing pass over every model the key may use,
+under the caller's layered defaults (workspace defaults, key default policy,
+``X-Routing-Policy``) and key mode, with no per-request needs. A model is listed when at least
+one of its deployments survives.
+"""
 
 from __future__ import annotations
 
 from gateway.context import Context
 from gateway.http import Request, Response, json_response
+from gateway.routing import RouteQuery
+from gateway.routing_options import RoutingOptions, merge
 
 _CREATED = 1_700_000_000  # catalog models carry no dates; a fixed value keeps answers stable
 
@@ -11,15 +19,29 @@ _CREATED = 1_700_000_000  # catalog models carry no dates; a fixed value keeps a
 async def list_models(ctx: Context, request: Request) -> Response:
     key = ctx.authenticate(request.headers, "inference")
     catalog = ctx.catalog
-    usable = catalog.usable_providers
     allowed = None if key.allowed_models is None else {m.lower() for m in key.allowed_models}
+    names = tuple(
+        model.id
+        for model in catalog.models
+        if allowed is None
+        or model.id.lower() in allowed
+        or any(a.lower() in allowed for a in model.aliases)
+    )
     served: dict[str, set[str]] = {}
-    for deployment in catalog.deployments:
-        index = catalog.provider_index[deployment.provider.id]
-        is_mock = index == catalog.mock_index
-        if (key.mode == "test") != is_mock or not usable[index]:
-            continue
-        served.setdefault(deployment.model.id, set()).add(deployment.provider.id)
+    if names:
+        defaults = RoutingOptions()
+        for _, layer in ctx.routing_layers(key, request.headers.get("x-routing-policy")):
+            defaults = merge(defaults, layer)
+        decision = ctx.router.table.route(
+            RouteQuery(
+                model=names,
+                defaults=defaults,
+                key_mode=key.mode,
+                data_policy_floor=ctx.data_policy_floor(key.workspace_id),
+            )
+        )
+        for deployment in decision.deployments():
+            served.setdefault(deployment.model.id, set()).add(deployment.provider.id)
     data = [
         {
             "id": model.id,
@@ -31,6 +53,5 @@ async def list_models(ctx: Context, request: Request) -> Response:
         }
         for model in catalog.models
         if model.id in served
-        and (allowed is None or model.id in allowed or any(a in allowed for a in model.aliases))
     ]
     return json_response({"object": "list", "data": data})

@@ -19,7 +19,7 @@ from gateway.context import Context
 from gateway.dispatch import Attempt
 from gateway.errors import GatewayError
 from gateway.metering import Usage, cost_usd, saved_pct
-from gateway.routing import RoutePlan
+from gateway.routing.planner import RoutePlan
 from gateway.schemas import ChatRequest
 from gateway.store.records import ApiKey, UsageRecord
 

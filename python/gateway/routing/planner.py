@@ -1,0 +1,138 @@
+"""HTTP request → ``RouteQuery`` → ``Decision`` → ``RoutePlan``, or the SPEC §6 error.
+
+The precedence chain of SPEC §2, lowest first: built-in defaults → workspace routing
+defaults → key default policy → ``X-Routing-Policy`` (the ``layers``) → model suffix →
+the request's ``routing`` object. ``RoutingTable`` applies the last two.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from gateway import _router_core as core
+from gateway.catalog import Deployment
+from gateway.config import TASKS
+from gateway.errors import ContextLengthExceeded, PolicyConflict, ServiceUnavailable
+from gateway.routing.decision import CONSTRAINT_MEANINGS, Capability, Decision, RouteQuery
+from gateway.routing.table import RoutingTable
+from gateway.routing_options import RoutingOptions, merge
+from gateway.store.records import ApiKey
+
+_CONTEXT_CONSTRAINTS = frozenset({"context_window", "max_output"})
+_CAPABILITY_NAMES: dict[int, Capability] = {
+    core.CAP_TOOLS: "tools",
+    core.CAP_VISION: "vision",
+    core.CAP_JSON_OBJECT: "json_object",
+    core.CAP_JSON_SCHEMA: "json_schema",
+    core.CAP_AUDIO: "audio",
+    core.CAP_REASONING: "reasoning",
+    core.CAP_EMBEDDINGS: "embeddings",
+}
+_capability_sets: dict[int, frozenset[Capability]] = {}
+
+
+def capabilities_of(bits: int) -> frozenset[Capability]:
+    """The names of a ``CAP_*`` bitmask (memoised: there are few distinct masks)."""
+    names = _capability_sets.get(bits)
+    if names is None:
+        names = _capability_sets[bits] = frozenset(
+            name for bit, name in _CAPABILITY_NAMES.items() if bits & bit
+        )
+    return names
+
+
+@dataclass
+class RoutePlan:
+    """What dispatch needs: the ranked deployments and the facts for routing_metadata."""
+
+    deployments: list[Deployment]
+    strategy: str
+    policy: str | None
+    candidates_total: int
+    candidates_viable: int
+    decision_ms: float
+    allow_fallbacks: bool
+    max_fallback_attempts: int
+    prompt_tokens: int
+    warnings: list[str] = field(default_factory=list)
+
+
+class Router:
+    """Builds and runs one routing decision per HTTP request."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.table = table
+
+    def plan(
+        self,
+        *,
+        expressions: list[str],
+        analysis: core.Analysis,
+        key: ApiKey,
+        layers: list[tuple[str | None, RoutingOptions]],
+        request_options: RoutingOptions | None,
+        data_policy_floor: str | None = None,
+        started: float | None = None,
+    ) -> RoutePlan:
+        """``layers`` is the chain below the model expression, lowest first, each with the
+        name of the policy it came from (if any)."""
+        begin = time.perf_counter() if started is None else started
+        defaults = RoutingOptions()
+        policy = None
+        for name, layer in layers:
+            defaults = merge(defaults, layer)
+            policy = name or policy
+        routing = request_options or RoutingOptions()
+        query = RouteQuery(
+            model=expressions[0] if len(expressions) == 1 else tuple(expressions),
+            routing=routing,
+            defaults=defaults,
+            prompt_tokens=analysis.prompt_tokens,
+            max_output_tokens=analysis.max_output_tokens or 0,
+            capabilities=capabilities_of(analysis.required_capabilities),
+            task=TASKS[analysis.task],
+            difficulty=analysis.difficulty,
+            key_mode=key.mode,
+            allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
+            data_policy_floor=data_policy_floor,  # type: ignore[arg-type]
+        )
+        decision = self.table.route(query)
+        if not len(decision):
+            _raise_empty(decision)
+        merged = merge(defaults, routing)
+        return RoutePlan(
+            deployments=decision.deployments(),
+            strategy=decision.strategy,
+            policy=policy,
+            candidates_total=decision.candidates_total,
+            candidates_viable=decision.candidates_viable,
+            decision_ms=(time.perf_counter() - begin) * 1000.0,
+            allow_fallbacks=merged.allow_fallbacks is not False,
+            max_fallback_attempts=(
+                merged.max_fallback_attempts if merged.max_fallback_attempts is not None else 3
+            ),
+            prompt_tokens=analysis.prompt_tokens,
+            warnings=list(decision.warnings),
+        )
+
+
+def _raise_empty(decision: Decision) -> None:
+    """SPEC §3: static constraints → 409 (400 for context), health-only → 503."""
+    constraint = decision.emptied_by or "model"
+    if decision.health_only:
+        raise ServiceUnavailable(
+            f"No healthy provider is available: '{constraint}' removed the last candidates "
+            f"({CONSTRAINT_MEANINGS[constraint]}).",
+            code="no_providers_available",
+        )
+    if constraint in _CONTEXT_CONSTRAINTS:
+        raise ContextLengthExceeded(
+            "The prompt plus the requested output exceed what every candidate deployment "
+            f"accepts ({CONSTRAINT_MEANINGS[constraint]}).",
+            param="messages",
+        )
+    raise PolicyConflict(
+        f"No candidate satisfies the routing constraints: '{constraint}' emptied the "
+        f"candidate set ({CONSTRAINT_MEANINGS[constraint]})."
+    )

@@ -1,0 +1,317 @@
+"""``RoutingTable``: the scorer API. A catalog compiled once; a query routed in one native call.
+
+Python turns a query's names (models, providers, region globs: small sets) into masks and
+caches the compiled ``RouteRequest`` by the query's value, so a repeated query shape costs a
+dictionary lookup plus the core's filter-and-score pass.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from gateway import _router_core as core
+from gateway.catalog import CAPABILITY_BITS, DATA_POLICY_LEVELS, Catalog
+from gateway.config import TASKS, Config, load_config
+from gateway.errors import InvalidRequest, PermissionDenied
+from gateway.routing.decision import Decision, RouteQuery
+from gateway.routing.expressions import ModelExpression, resolve_model
+from gateway.routing.presets import auto_quality_floor, strategy_of
+from gateway.routing_options import RoutingOptions, merge
+
+DEFAULT_EXPECTED_OUTPUT = 512
+_CACHE_LIMIT = 4096
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A compiled query minus its token counts: cached, then completed per call."""
+
+    settings: dict[str, Any]  # RouteRequest keywords shared by every group
+    group_masks: list[npt.NDArray[np.bool_]]
+    union_mask: npt.NDArray[np.bool_]
+    floor: float | None  # hard quality floor, or the soft one for ``auto``
+    soft: bool  # the floor is ``auto``'s: drop it rather than answer nothing
+    strategy: str
+    weights: tuple[float, float, float, float, float]
+    warnings: list[str]
+
+    def request(
+        self, query: RouteQuery, model_mask: npt.NDArray[np.bool_], *, relaxed: bool = False
+    ) -> core.RouteRequest:
+        """Complete the template with the query's token counts (``relaxed``: no floor)."""
+        return core.RouteRequest(
+            **self.settings,
+            model_mask=model_mask,
+            prompt_tokens=query.prompt_tokens,
+            max_output_tokens=query.max_output_tokens,
+            expected_output_tokens=(
+                query.expected_output_tokens or query.max_output_tokens or DEFAULT_EXPECTED_OUTPUT
+            ),
+            quality_floor=None if relaxed else self.floor,
+        )
+
+
+def _mask(size: int, allowed: set[int]) -> npt.NDArray[np.bool_]:
+    mask = np.zeros(size, dtype=np.bool_)
+    if allowed:
+        mask[list(allowed)] = True
+    return mask
+
+
+class RoutingTable:
+    """A catalog compiled into the core's candidate table.
+
+    >>> table = RoutingTable.from_config(assume_credentials=True)
+    >>> decision = table.route(RouteQuery(model="cheapest", prompt_tokens=500))
+    >>> decision.candidates[0].rank
+    1
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._chat_models = {i for i, m in enumerate(catalog.models) if m.kind == "chat"}
+        self._cache: dict[tuple[object, ...], Template] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        assume_credentials: bool = False,
+    ) -> RoutingTable:
+        """Build from a ``Config``, a YAML path, or the built-in catalog (``None``).
+
+        Credentials are read from ``environ`` (default ``os.environ``); with
+        ``assume_credentials`` every provider counts as having a usable key.
+        """
+        loaded = config if isinstance(config, Config) else load_config(config)
+        catalog = Catalog(loaded, environ)
+        if assume_credentials:
+            catalog.usable_providers[:] = True
+        return cls(catalog)
+
+    def route(self, query: RouteQuery, *, explain: bool = False) -> Decision:
+        """Enumerate, filter and score; ``explain`` adds each dropped row's reason."""
+        template = self._template(query)
+        if explain or len(template.group_masks) > 1:
+            return self._route_groups(template, query, explain)
+        route = self.catalog.table.route
+        result = route(template.request(query, template.group_masks[0]))
+        if template.soft and result.emptied_by == "quality_floor":
+            result = route(template.request(query, template.union_mask, relaxed=True))
+        return Decision(
+            self.catalog,
+            template.strategy,
+            template.weights,
+            template.warnings,
+            result.ranked,
+            result.scores,
+            result.candidates_total,
+            result.candidates_viable,
+            result.emptied_by,
+            result.health_only,
+            None,
+        )
+
+    def _route_groups(self, template: Template, query: RouteQuery, explain: bool) -> Decision:
+        """``models`` in fallback mode (one pass per model, in order) and ``explain``."""
+        route = self.catalog.table.route
+        results = [
+            route(template.request(query, mask), explain=explain) for mask in template.group_masks
+        ]
+        if template.soft and all(r.emptied_by == "quality_floor" for r in results):
+            relaxed = template.request(query, template.union_mask, relaxed=True)
+            results = [route(relaxed, explain=explain)]
+        ranked = np.concatenate([r.ranked for r in results])
+        scores = np.concatenate([r.scores for r in results])
+        rejected_by = None
+        if explain:  # a row's real reason comes from the group that holds its model
+            rejected_by = np.maximum.reduce(
+                [r.rejected_by for r in results if r.rejected_by is not None]
+            )
+            rejected_by[ranked] = -1
+        first_empty = next((r for r in results if r.emptied_by is not None), results[0])
+        return Decision(
+            self.catalog,
+            template.strategy,
+            template.weights,
+            template.warnings,
+            ranked,
+            scores,
+            sum(r.candidates_total for r in results),
+            sum(r.candidates_viable for r in results),
+            None if len(ranked) else first_empty.emptied_by,
+            not len(ranked) and all(r.health_only for r in results),
+            rejected_by,
+        )
+
+    def _template(self, query: RouteQuery) -> Template:
+        key = (
+            query.model,
+            _encode(query.routing),
+            _encode(query.defaults),
+            query.capabilities,
+            query.task,
+            query.difficulty,
+            query.key_mode,
+            query.allowed_models,
+            query.data_policy_floor,
+        )
+        template = self._cache.get(key)
+        if template is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            template = self._cache[key] = self._compile(query)
+        return template
+
+    def _compile(self, query: RouteQuery) -> Template:
+        catalog = self.catalog
+        names = (query.model,) if isinstance(query.model, str) else query.model
+        parsed = [resolve_model(catalog, name) for name in names]
+        options = query.defaults
+        for expression in parsed:  # SPEC §2: request routing > model suffix > lower layers
+            if expression.optimize is not None:
+                options = msgspec.structs.replace(
+                    options, optimize=expression.optimize, weights=None
+                )
+        options = merge(options, query.routing)
+        if options.only_byok and options.only_platform:
+            raise InvalidRequest(
+                "routing.only_byok and routing.only_platform cannot both be true.",
+                param="routing.only_byok",
+            )
+        strategy, weights, cheapest = strategy_of(options)
+        warnings = _warnings(options, query)
+        groups = self._model_groups(parsed, query, options.mode == "fallback")
+        provider_mask = self._provider_mask(options, query, parsed)
+        region_mask = self._region_mask(options)
+        floor = DATA_POLICY_LEVELS[options.data_policy or "none"]
+        if query.data_policy_floor is not None:
+            floor = max(floor, DATA_POLICY_LEVELS[query.data_policy_floor])
+        caps = 0
+        for capability in query.capabilities:
+            caps |= CAPABILITY_BITS[capability]
+        soft_floor = None
+        if options.quality_floor is None and any(e.word == "auto" for e in parsed):
+            soft_floor = auto_quality_floor(query.difficulty)
+
+        settings: dict[str, Any] = {
+            "provider_mask": provider_mask,
+            "region_mask": region_mask,
+            "required_capabilities": caps,
+            "min_data_policy": floor,
+            "key_source": (
+                core.KEY_SOURCE_BYOK
+                if options.only_byok
+                else core.KEY_SOURCE_PLATFORM
+                if options.only_platform
+                else core.KEY_SOURCE_ANY
+            ),
+            "max_price_per_1m": options.max_cost_per_1m,
+            "max_ttft_ms": options.max_ttft_ms,
+            "min_throughput_tps": options.min_throughput_tps,
+            "min_success_rate": options.min_success_rate,
+            "weights": weights,
+            "task": TASKS.index(query.task),
+            "cheapest": cheapest,
+        }
+        models = len(catalog.models)
+        return Template(
+            settings=settings,
+            group_masks=[_mask(models, g) for g in groups],
+            union_mask=_mask(models, set().union(*groups)),
+            floor=options.quality_floor if soft_floor is None else soft_floor,
+            soft=soft_floor is not None,
+            strategy=strategy,
+            weights=weights,
+            warnings=warnings,
+        )
+
+    def _model_groups(
+        self, parsed: list[ModelExpression], query: RouteQuery, fallback_mode: bool
+    ) -> list[set[int]]:
+        allowed = None
+        if query.allowed_models is not None:
+            allowed = {
+                i for name in query.allowed_models if (i := self.catalog.model(name)) is not None
+            }
+        groups: list[set[int]] = []
+        for expression in parsed:
+            if expression.models is None:
+                models = set(self._chat_models)
+            else:
+                models = set(expression.models)
+                if allowed is not None and not models <= allowed:
+                    raise PermissionDenied(
+                        "This API key is not allowed to use this model.",
+                        code="model_not_allowed",
+                        param="model",
+                    )
+            groups.append(models & allowed if allowed is not None else models)
+        return groups if fallback_mode else [set().union(*groups)]
+
+    def _provider_mask(
+        self, options: RoutingOptions, query: RouteQuery, parsed: list[ModelExpression]
+    ) -> npt.NDArray[np.bool_]:
+        catalog = self.catalog
+        mock = catalog.mock_index
+        if query.key_mode == "test":
+            allowed = {mock} if mock is not None else set()
+        else:
+            allowed = {
+                i
+                for i in range(len(catalog.providers))
+                if catalog.usable_providers[i] and i != mock
+            }
+        if options.providers is not None:
+            allowed &= self._provider_ids(options.providers, "routing.providers")
+        if options.exclude_providers is not None:
+            allowed -= self._provider_ids(options.exclude_providers, "routing.exclude_providers")
+        pins = {e.pinned_provider for e in parsed if e.pinned_provider is not None}
+        if pins and query.key_mode == "live":
+            allowed &= pins
+        return _mask(len(catalog.providers), {i for i in allowed if i is not None})
+
+    def _provider_ids(self, names: list[str], param: str) -> set[int | None]:
+        ids: set[int | None] = set()
+        for name in names:
+            index = self.catalog.provider(name)
+            if index is None:
+                raise InvalidRequest(f"Unknown provider '{name}' in {param}.", param=param)
+            ids.add(index)
+        return ids
+
+    def _region_mask(self, options: RoutingOptions) -> npt.NDArray[np.bool_] | None:
+        if options.regions is None:
+            return None
+        regions = self.catalog.regions
+        return _mask(
+            len(regions),
+            {
+                i
+                for i, name in enumerate(regions)
+                if any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in options.regions)
+            },
+        )
+
+
+def _warnings(options: RoutingOptions, query: RouteQuery) -> list[str]:
+    """Options that were accepted but have no effect here (``routing_metadata.warnings``)."""
+    notes = []
+    if options.weights is not None and options.optimize is not None:
+        notes.append("routing.optimize is ignored because routing.weights is set")
+    if options.mode is not None and isinstance(query.model, str):
+        notes.append("routing.mode is ignored without 'models'")
+    if options.allow_fallbacks is False and options.max_fallback_attempts:
+        notes.append("routing.max_fallback_attempts is ignored because allow_fallbacks is false")
+    return notes
