@@ -35,6 +35,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Defaults",
+    "HealthSettings",
     "ModelConfig",
     "OfferConfig",
     "Price",
@@ -152,12 +153,25 @@ class OfferConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return (self.model, self.provider, self.upstream_model)
 
 
+class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How deployments' live health is learned (SPEC §3 step 7)."""
+
+    learn_latency: bool = True  # false: route on the catalog's TTFT/throughput priors only
+    ewma_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.2
+    min_samples: Annotated[int, msgspec.Meta(ge=1)] = 5  # observations before priors yield
+    failure_threshold: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures: open
+    failure_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5  # …or this rate over window
+    window: Annotated[int, msgspec.Meta(ge=2)] = 20
+    cooldown_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # open → one probe after this
+
+
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit."""
 
     baseline_model: Id = "gpt-4o"
     routing: RoutingOptions = msgspec.field(default_factory=RoutingOptions)
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 * 1024 * 1024
+    health: HealthSettings = msgspec.field(default_factory=HealthSettings)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

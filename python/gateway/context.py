@@ -12,6 +12,7 @@ from gateway.catalog import Catalog
 from gateway.config import Config, Price
 from gateway.dispatch import Dispatcher
 from gateway.errors import InvalidRequest
+from gateway.health import HealthTracker
 from gateway.metering import UsageWriter
 from gateway.providers import ProviderPool
 from gateway.routing import Router, RoutingTable
@@ -35,6 +36,7 @@ class Context:
     keys: KeyResolver
     pool: ProviderPool
     dispatcher: Dispatcher
+    health: HealthTracker
     usage: UsageWriter
     hash_key: bytes
     baseline_model: str
@@ -51,6 +53,7 @@ class Context:
         store = open_store(settings.store_url(config), settings.data_dir)
         hash_key = derive_hash_key(load_master_key(settings.data_dir))
         pool = ProviderPool(catalog)
+        health = HealthTracker(catalog, config.defaults.health)
         baseline = catalog.models[catalog.model_index[config.defaults.baseline_model.lower()]]
         first_party = next(
             (
@@ -64,11 +67,12 @@ class Context:
             settings=settings,
             config=config,
             catalog=catalog,
-            router=Router(RoutingTable(catalog)),
+            router=Router(RoutingTable(catalog), health),
             store=store,
             keys=KeyResolver(hash_key, store.get_key_by_hash),
             pool=pool,
-            dispatcher=Dispatcher(pool),
+            dispatcher=Dispatcher(pool, health),
+            health=health,
             usage=UsageWriter(store.insert_usage),
             hash_key=hash_key,
             baseline_model=baseline.id,

@@ -9,6 +9,7 @@ once. Every attempt is appended to the caller's ``chain``, which becomes
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -21,8 +22,10 @@ from gateway.errors import (
     ProviderError,
     ProviderTimeout,
     RateLimited,
+    ServiceUnavailable,
     provider_headers,
 )
+from gateway.health import HealthTracker
 from gateway.providers import AttemptFailure, Provider, ProviderPool
 from gateway.routing.planner import RoutePlan
 
@@ -56,8 +59,9 @@ def to_gateway_error(provider: str, failure: AttemptFailure) -> GatewayError:
 
 
 class Dispatcher:
-    def __init__(self, pool: ProviderPool) -> None:
+    def __init__(self, pool: ProviderPool, health: HealthTracker) -> None:
         self.pool = pool
+        self.health = health
 
     async def run(
         self,
@@ -65,21 +69,40 @@ class Dispatcher:
         payload_for: Callable[[Deployment], dict[str, Any]],
         call: Call[T],
         chain: list[Attempt],
-    ) -> tuple[T, Deployment]:
-        """Return the first successful attempt's result; raise the mapped last failure."""
+    ) -> tuple[T, Deployment, float]:
+        """Return the first successful attempt's result, its deployment and its duration in
+        seconds; raise the mapped last failure. Deployments whose circuit will not admit the
+        request (open, or half-open with a probe under way) are skipped without spending an
+        attempt."""
         budget = 1 + (plan.max_fallback_attempts if plan.allow_fallbacks else 0)
         last: tuple[Deployment, AttemptFailure] | None = None
-        for deployment in plan.deployments[:budget]:
-            provider_id = deployment.provider.id
+        for deployment in plan.deployments:
+            if budget == 0:
+                break
+            row, provider_id = deployment.row, deployment.provider.id
+            if not self.health.claim(row):
+                continue
+            budget -= 1
+            started = time.perf_counter()
             try:
                 result = await call(self.pool.get(provider_id), deployment, payload_for(deployment))
             except AttemptFailure as failure:
+                self.health.failure(row, failure.kind, failure.retry_after)
                 chain.append(Attempt(provider_id, deployment.model.id, "failed", failure.kind))
                 last = (deployment, failure)
                 if not failure.retryable:
                     break
                 continue
+            except BaseException:
+                self.health.release(row)
+                raise
+            self.health.success(row)
             chain.append(Attempt(provider_id, deployment.model.id, "success"))
-            return result, deployment
-        assert last is not None, "a route plan always has at least one deployment"
+            return result, deployment, time.perf_counter() - started
+        if last is None:
+            raise ServiceUnavailable(
+                "Every candidate deployment is cooling down after failures or a provider's "
+                "Retry-After; try again shortly.",
+                code="no_providers_available",
+            )
         raise to_gateway_error(last[0].provider.id, last[1])

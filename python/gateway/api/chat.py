@@ -85,10 +85,11 @@ async def _serve(
         ) -> UpstreamStream:
             return await provider.stream(deployment, payload)
 
-        upstream, outcome.deployment = await ctx.dispatcher.run(
+        upstream, outcome.deployment, first_byte_s = await ctx.dispatcher.run(
             plan, payload_for, open_stream, outcome.chain
         )
         outcome.ttft_ms = outcome.elapsed_ms
+        ctx.health.observe(outcome.deployment.row, ttft_ms=first_byte_s * 1000.0)
         return StreamResponse(
             relay_stream(outcome, upstream), headers=outcome.headers(streaming=True)
         )
@@ -98,9 +99,13 @@ async def _serve(
     ) -> dict[str, Any]:
         return await provider.complete(deployment, payload)
 
-    answer, deployment = await ctx.dispatcher.run(plan, payload_for, complete, outcome.chain)
+    answer, deployment, seconds = await ctx.dispatcher.run(
+        plan, payload_for, complete, outcome.chain
+    )
     outcome.deployment = deployment
     outcome.usage = usage_from_openai(answer.get("usage"))
+    if outcome.usage is not None and outcome.usage.output_tokens and seconds > 0:
+        ctx.health.observe(deployment.row, tps=outcome.usage.output_tokens / seconds)
     if outcome.usage is None:
         outcome.usage = Usage(input_tokens=analysis.prompt_tokens, output_tokens=_estimate(answer))
         outcome.usage_estimated = True

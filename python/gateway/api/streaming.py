@@ -12,6 +12,7 @@ forwards its bytes and decides how the stream ends:
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -43,6 +44,8 @@ async def _relay(
 ) -> AsyncIterator[bytes]:
     deployment = outcome.deployment
     assert deployment is not None
+    health = outcome.ctx.health
+    started = time.perf_counter()
     failure: GatewayError | None = None
     try:
         out = relay.feed(upstream.first)
@@ -62,6 +65,7 @@ async def _relay(
     except AttemptFailure as cut:
         kind = ProviderTimeout if cut.kind == "timeout" else ProviderError
         failure = kind(f"Provider '{deployment.provider.id}': {cut.message}.")
+        health.failure(deployment.row, cut.kind)
     finally:
         await upstream.close()
     if failure is None:
@@ -72,6 +76,9 @@ async def _relay(
         outcome.record(status=failure.status, error=failure)
         yield b"event: error\ndata: " + failure.body(outcome.request_id) + b"\n\n"
         return
+    seconds = time.perf_counter() - started
+    if outcome.usage is not None and outcome.usage.output_tokens and seconds > 0:
+        health.observe(deployment.row, tps=outcome.usage.output_tokens / seconds)
     outcome.record(status=200)
     yield b"data: " + _encoder.encode(_final_chunk(outcome, relay)) + b"\n\ndata: [DONE]\n\n"
 

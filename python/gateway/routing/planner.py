@@ -14,6 +14,7 @@ from gateway import _router_core as core
 from gateway.catalog import Deployment
 from gateway.config import TASKS
 from gateway.errors import ContextLengthExceeded, PolicyConflict, ServiceUnavailable
+from gateway.health import HealthTracker
 from gateway.routing.decision import CONSTRAINT_MEANINGS, Capability, Decision, RouteQuery
 from gateway.routing.table import RoutingTable
 from gateway.routing_options import RoutingOptions, merge
@@ -61,8 +62,9 @@ class RoutePlan:
 class Router:
     """Builds and runs one routing decision per HTTP request."""
 
-    def __init__(self, table: RoutingTable) -> None:
+    def __init__(self, table: RoutingTable, health: HealthTracker | None = None) -> None:
         self.table = table
+        self.health = health
 
     def plan(
         self,
@@ -97,6 +99,8 @@ class Router:
             allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
             data_policy_floor=data_policy_floor,  # type: ignore[arg-type]
         )
+        if self.health is not None:
+            self.health.refresh()
         decision = self.table.route(query)
         if not len(decision):
             _raise_empty(decision)
