@@ -1,0 +1,128 @@
+"""Properties of the health tracker: circuits, probes, Retry-After, EWMA (fake clock)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.catalog import Catalog
+from gateway.config import HealthSettings, load_config
+from gateway.health import COUNTED_FAILURES, HealthTracker
+
+CONFIG = load_config(None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tracker(**overrides: float) -> tuple[HealthTracker, Catalog, Clock]:
+    catalog = Catalog(CONFIG, environ={})
+    clock = Clock()
+    return HealthTracker(catalog, HealthSettings(**overrides), clock), catalog, clock  # type: ignore[arg-type]
+
+
+ROWS = st.integers(0, len(Catalog(CONFIG, environ={}).deployments) - 1)
+FAILURES = st.sampled_from(sorted(COUNTED_FAILURES))
+
+
+@given(ROWS, st.integers(1, 8), FAILURES)
+@settings(max_examples=50, deadline=None)
+def test_circuit_opens_exactly_at_the_threshold(row: int, threshold: int, kind: str) -> None:
+    health, _, _ = tracker(failure_threshold=threshold, window=1000, failure_rate=1.0)
+    for _ in range(threshold - 1):
+        health.failure(row, kind)
+        assert health.claim(row)
+    health.failure(row, kind)
+    assert health.state(row).state == "open"
+    assert not health.claim(row)
+
+
+@given(ROWS, st.booleans())
+@settings(max_examples=50, deadline=None)
+def test_half_open_admits_one_probe_whose_outcome_decides(row: int, probe_ok: bool) -> None:
+    health, _, clock = tracker(failure_threshold=1, cooldown_s=30)
+    health.failure(row, "server_error")
+    clock.now += 29.9
+    health.refresh()
+    assert not health.claim(row)
+    clock.now += 0.2
+    health.refresh()
+    assert health.claim(row)  # the probe
+    assert not health.claim(row)  # everyone else waits for it
+    if probe_ok:
+        health.success(row)
+        assert health.state(row).state == "closed" and health.claim(row)
+    else:
+        health.failure(row, "timeout")
+        assert health.state(row).state == "open" and not health.claim(row)
+
+
+@given(ROWS, st.sampled_from(["bad_request", "auth_error", "client_error"]), st.integers(1, 30))
+@settings(max_examples=50, deadline=None)
+def test_request_errors_never_trip_a_circuit(row: int, kind: str, times: int) -> None:
+    health, _, _ = tracker(failure_threshold=1)
+    for _ in range(times):
+        health.failure(row, kind)
+    assert health.claim(row)
+
+
+@given(ROWS, st.floats(0.5, 120))
+@settings(max_examples=50, deadline=None)
+def test_retry_after_cools_every_row_of_the_provider(row: int, wait: float) -> None:
+    health, catalog, clock = tracker()
+    provider = catalog.deployments[row].provider.id
+    siblings = [d.row for d in catalog.deployments if d.provider.id == provider]
+    health.failure(row, "rate_limited", wait)
+    assert not any(health.claim(r) for r in siblings)
+    clock.now += wait + 0.01
+    health.refresh()
+    assert health.claim(row)
+
+
+@given(ROWS, st.lists(st.floats(1, 10_000), min_size=1, max_size=40), st.integers(1, 10))
+@settings(max_examples=50, deadline=None)
+def test_ewma_stays_within_observations_and_priors_hold_until_min_samples(
+    row: int, samples: list[float], min_samples: int
+) -> None:
+    health, catalog, _ = tracker(min_samples=min_samples)
+    prior = catalog.deployments[row].offer.ttft_ms
+    for value in samples:
+        health.observe(row, ttft_ms=value)
+    state = health.state(row)
+    assert min(samples) - 1e-6 <= state.ttft_ms <= max(samples) + 1e-6
+    published = _published_ttft(catalog, row)
+    expected = state.ttft_ms if len(samples) >= min_samples else prior
+    assert published == pytest.approx(expected)
+
+
+def test_learning_off_keeps_priors() -> None:
+    health, catalog, _ = tracker()
+    health = HealthTracker(catalog, HealthSettings(learn_latency=False))
+    for _ in range(20):
+        health.observe(0, ttft_ms=1.0, tps=1e6)
+    assert _published_ttft(catalog, 0) == catalog.deployments[0].offer.ttft_ms
+
+
+def _published_ttft(catalog: Catalog, row: int) -> float:
+    """Read back what the table holds, through the router: rows over max_ttft are dropped."""
+    import numpy as np
+
+    from gateway import _router_core as core
+
+    mask = np.zeros(len(catalog.models), dtype=np.bool_)
+    mask[catalog.model_index[catalog.deployments[row].model.id]] = True
+    low, high = 0.0, 1e9
+    for _ in range(80):  # bisect the TTFT ceiling at which the row stops being viable
+        mid = (low + high) / 2
+        result = catalog.table.route(core.RouteRequest(model_mask=mask, max_ttft_ms=mid))
+        if row in result.ranked.tolist():
+            high = mid
+        else:
+            low = mid
+    return high
