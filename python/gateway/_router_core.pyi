@@ -4,7 +4,7 @@ The core does per-request computation only: request analysis, candidate filterin
 scoring, SSE framing and stream relaying. It never does I/O and holds no configured policy.
 """
 
-from typing import Final, final
+from typing import Final, Literal, final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,19 +22,29 @@ __all__ = [
     "DATA_POLICY_NONE",
     "DATA_POLICY_NO_TRAINING",
     "DATA_POLICY_ZDR",
+    "ENCODINGS",
+    "FAMILIES",
     "KEY_SOURCE_ANY",
     "KEY_SOURCE_BYOK",
     "KEY_SOURCE_PLATFORM",
     "TASKS",
     "Analysis",
+    "AnthropicStreamRelay",
     "CandidateTable",
+    "GeminiStreamRelay",
     "OpenAIStreamRelay",
+    "OpenAIToAnthropicRelay",
     "RouteRequest",
     "RouteResult",
     "SseEvent",
     "SseParser",
     "__version__",
     "analyze",
+    "count_body_tokens",
+    "count_chat",
+    "count_tokens",
+    "estimate_tokens",
+    "vocabulary_gz",
 ]
 
 __version__: Final[str]
@@ -73,7 +83,12 @@ class Analysis:
 
     @property
     def prompt_tokens(self) -> int:
-        """Upper-bound estimate of the prompt's tokens (all message text, tools, overhead)."""
+        """Prompt tokens as OpenAI bills them (``o200k_base``: messages, images, tools); exact
+        unless ``prompt_tokens_exact`` is False, then an upper bound."""
+    @property
+    def prompt_tokens_exact(self) -> bool:
+        """True when ``prompt_tokens`` is the exact ``o200k_base`` chat count (bodies up to
+        256 KiB); False when it is the estimator's upper bound."""
     @property
     def prompt_chars(self) -> int: ...
     @property
@@ -93,6 +108,34 @@ class Analysis:
     @property
     def difficulty(self) -> float:
         """Prompt difficulty in [0, 1] (length, reasoning markers, requirements, code/math)."""
+
+_Encoding = Literal["o200k_base", "cl100k_base"]
+
+# Exact encodings, as tiktoken names them.
+ENCODINGS: Final[tuple[str, ...]]
+# Model families known to the estimator ("gpt-4o", …, "claude", "gemini", …).
+FAMILIES: Final[tuple[str, ...]]
+
+def count_tokens(text: str, /, *, encoding: _Encoding) -> int:
+    """Exact token count, equal to tiktoken's ``len(enc.encode(text, disallowed_special=()))``.
+
+    The GIL is released for long texts. ``ValueError`` for an unknown encoding.
+    """
+
+def count_chat(
+    messages_json: bytes, /, *, encoding: _Encoding, tools_json: bytes | None = None
+) -> int:
+    """Tokens OpenAI bills as ``prompt_tokens`` for a JSON array of chat messages (and tool
+    definitions): 3 per message, +1 per ``name``, +3 reply priming, images by tiles."""
+
+def estimate_tokens(text: str, /, *, family: str) -> int:
+    """Upper bound of the tokens of ``text`` for a model family (see ``FAMILIES``)."""
+
+def count_body_tokens(body: bytes, /, *, family: str) -> tuple[int, bool]:
+    """Prompt tokens of a raw chat-completions body for a family: ``(tokens, exact)``."""
+
+def vocabulary_gz(encoding: _Encoding, /) -> bytes:
+    """The gzipped ``.tiktoken`` vocabulary compiled into the core."""
 
 def analyze(body: bytes, /) -> Analysis:
     """Analyse a raw chat-completions JSON body in one pass.
@@ -143,11 +186,25 @@ class CandidateTable:
         circuit_open: bool,
     ) -> None:
         """Replace one row's live health figures in place (``IndexError`` when out of range)."""
-    def route(self, request: RouteRequest, /, *, explain: bool = False) -> RouteResult:
+    def route(
+        self,
+        request: RouteRequest,
+        /,
+        *,
+        prompt_tokens: int | None = None,
+        max_output_tokens: int | None = None,
+        expected_output_tokens: int | None = None,
+        limit: int | None = None,
+        explain: bool = False,
+    ) -> RouteResult:
         """Enumerate, filter and score in one call with the GIL released.
 
-        With ``explain=True`` the result's ``rejected_by`` says, for every row, which
-        constraint (if any) removed it.
+        ``prompt_tokens``, ``max_output_tokens`` and ``expected_output_tokens``, when given,
+        replace the request's values for this call only (so one request can be cached per
+        query shape). With ``limit`` only the best ``limit`` viable rows are ranked: the same
+        rows and scores as the first ``limit`` of the full ranking (``candidates_viable`` still
+        counts every viable row). With ``explain=True`` the result's ``rejected_by`` says, for
+        every row, which constraint (if any) removed it.
         """
 
 @final
@@ -238,6 +295,10 @@ class OpenAIStreamRelay:
     Each chunk is re-emitted as ``data: {json}\\n\\n`` with ``model`` set to the served model;
     the upstream's usage-only chunk (``choices: []``) and ``[DONE]`` are withheld so the
     gateway can append its own final chunk. Usage, ids and progress are kept for metering.
+
+    The chunk JSON is the upstream's own bytes with only the ``model`` value replaced (key
+    order, whitespace and escapes kept; line breaks of a multi-line ``data`` become spaces); a
+    chunk without ``model`` gets it appended as its last member.
     """
 
     def __new__(cls, *, model: str) -> Self: ...
@@ -270,3 +331,152 @@ class OpenAIStreamRelay:
     @property
     def malformed(self) -> int:
         """Events whose data was not a JSON object (skipped, not fatal)."""
+
+@final
+class AnthropicStreamRelay:
+    """Translates an upstream Anthropic Messages SSE byte stream into OpenAI chunk bytes.
+
+    Same surface as ``OpenAIStreamRelay``: every output chunk is
+    ``data: {chat.completion.chunk}\\n\\n`` with the given ``chunk_id``, ``created`` and ``model``.
+    The first chunk carries ``delta.role``; text, thinking and tool-use blocks become
+    ``content``, ``reasoning_content`` and ``tool_calls`` deltas (tool calls numbered from 0 in
+    block order); ``stop_reason`` becomes ``finish_reason``. Usage is kept, not emitted, so the
+    gateway appends its own final chunk; ``error`` events are kept, not forwarded.
+
+    >>> relay = AnthropicStreamRelay(model="claude-x", chunk_id="chatcmpl-1", created=0)
+    >>> out = relay.feed(b'event: message_stop\\ndata: {"type":"message_stop"}\\n\\n')
+    >>> (out, relay.done)
+    (b'', True)
+    """
+
+    def __new__(cls, *, model: str, chunk_id: str, created: int) -> Self: ...
+    def feed(self, data: bytes, /) -> bytes:
+        """Consume upstream bytes; return client bytes ready to send (possibly empty)."""
+    def finish(self) -> bytes:
+        """Flush a pending final event at end of stream; returns bytes to send."""
+    @property
+    def done(self) -> bool:
+        """True once ``message_stop`` was seen."""
+    @property
+    def error(self) -> str | None:
+        """JSON text of an upstream ``error`` event, when one arrived (not forwarded)."""
+    @property
+    def chunk_id(self) -> str:
+        """The ``id`` every chunk carries."""
+    @property
+    def created(self) -> int: ...
+    @property
+    def usage(self) -> tuple[int, int, int, int] | None:
+        """(prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens) when reported;
+        prompt = input + cache read + cache creation tokens, cached = cache read tokens."""
+    @property
+    def chunks(self) -> int:
+        """Chunks sent so far."""
+    @property
+    def content_chars(self) -> int:
+        """Characters of delta content (text, thinking, tool arguments) sent."""
+    @property
+    def finish_reason(self) -> str | None:
+        """The OpenAI ``finish_reason`` mapped from ``stop_reason``."""
+    @property
+    def malformed(self) -> int:
+        """Events that could not be understood (skipped, not fatal)."""
+
+@final
+class GeminiStreamRelay:
+    """Translates an upstream Gemini ``streamGenerateContent?alt=sse`` byte stream into OpenAI
+    chunk bytes.
+
+    Same surface as ``AnthropicStreamRelay``: every output chunk is
+    ``data: {chat.completion.chunk}\\n\\n`` with the given ``chunk_id``, ``created`` and
+    ``model``. Text parts become ``content`` deltas (``reasoning_content`` for thoughts), each
+    ``functionCall`` one whole tool call (id ``call_<n>`` unless Gemini sent one);
+    ``finishReason`` becomes ``finish_reason`` (``tool_calls`` when a tool was called). Usage
+    comes from the last ``usageMetadata`` and is kept, not emitted; an ``error`` object is
+    kept, not forwarded. Gemini sends no terminator: ``done`` becomes true in ``finish()``
+    when a ``finishReason`` was seen.
+
+    >>> relay = GeminiStreamRelay(model="gemini-x", chunk_id="chatcmpl-1", created=0)
+    >>> out = relay.feed(b'data: {"candidates":[{"finishReason":"STOP"}]}\\r\\n\\r\\n')
+    >>> (out.count(b"data: "), relay.finish_reason, relay.done)
+    (2, 'stop', False)
+    >>> (relay.finish(), relay.done)
+    (b'', True)
+    """
+
+    def __new__(cls, *, model: str, chunk_id: str, created: int) -> Self: ...
+    def feed(self, data: bytes, /) -> bytes:
+        """Consume upstream bytes; return client bytes ready to send (possibly empty)."""
+    def finish(self) -> bytes:
+        """End of stream: flush a pending final event; sets ``done`` when a ``finishReason``
+        was seen."""
+    @property
+    def done(self) -> bool:
+        """True after ``finish()`` when the stream carried a ``finishReason`` and no error."""
+    @property
+    def error(self) -> str | None:
+        """JSON text of an upstream ``{"error": …}`` event, when one arrived (not forwarded)."""
+    @property
+    def chunk_id(self) -> str:
+        """The ``id`` every chunk carries."""
+    @property
+    def created(self) -> int: ...
+    @property
+    def usage(self) -> tuple[int, int, int, int] | None:
+        """(prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens) from the last
+        ``usageMetadata``; completion = candidates + thoughts tokens, reasoning = thoughts."""
+    @property
+    def chunks(self) -> int:
+        """Chunks sent so far."""
+    @property
+    def content_chars(self) -> int:
+        """Characters of delta content (text, thoughts, tool arguments) sent."""
+    @property
+    def finish_reason(self) -> str | None:
+        """The OpenAI ``finish_reason`` mapped from ``finishReason`` (set when seen)."""
+    @property
+    def malformed(self) -> int:
+        """Events that could not be understood (skipped, not fatal)."""
+
+@final
+class OpenAIToAnthropicRelay:
+    """Translates the gateway's OpenAI-format stream into Anthropic Messages SSE bytes.
+
+    Feed it what a chat-completions client would receive (chunks, the usage chunk,
+    ``[DONE]`` or an ``error`` event); it returns ``event: …\\ndata: {…}\\n\\n`` bytes:
+    ``message_start`` (with ``input_tokens``), one content block per run of text, thinking
+    (``reasoning_content``) or tool call (arguments as ``input_json_delta``), then on ``[DONE]``
+    ``message_delta`` (stop reason; usage from the usage chunk) and ``message_stop``. An error
+    event is sent on as an Anthropic ``error`` event and input after it is ignored.
+
+    >>> relay = OpenAIToAnthropicRelay(model="m", message_id="msg_1", input_tokens=3)
+    >>> out = relay.feed(b"data: [DONE]\\n\\n")
+    >>> out.count(b"event: "), relay.done
+    (3, True)
+    """
+
+    def __new__(cls, *, model: str, message_id: str, input_tokens: int) -> Self: ...
+    def feed(self, data: bytes, /) -> bytes:
+        """Consume OpenAI-format bytes; return Anthropic SSE bytes ready to send."""
+    def finish(self) -> bytes:
+        """End of stream: flush, close an open content block, and when a finish reason was
+        seen without ``[DONE]`` also send ``message_delta`` and ``message_stop``."""
+    @property
+    def done(self) -> bool:
+        """True once ``message_stop`` was sent."""
+    @property
+    def error(self) -> str | None:
+        """JSON text of the error event that ended the stream, when one arrived."""
+    @property
+    def usage(self) -> tuple[int, int, int, int] | None:
+        """(prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens) from the usage
+        chunk."""
+    @property
+    def stop_reason(self) -> str | None:
+        """The Anthropic ``stop_reason`` for the finish reason seen so far."""
+    @property
+    def events(self) -> int:
+        """Anthropic events sent so far."""
+    @property
+    def malformed(self) -> int:
+        """Events that could not be understood (skipped, not fatal)."""

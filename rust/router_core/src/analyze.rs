@@ -11,12 +11,22 @@ use crate::codes::{
 };
 use crate::error::CoreError;
 use crate::task::{TaskSignals, SYSTEM_WINDOW, USER_WINDOW};
+use crate::tokens::chat::{message_tokens, tools_tokens, TOKENS_REPLY_PRIMING};
+use crate::tokens::{Encoding, Family, TextCounter};
+
+/// Bodies up to this size are counted exactly (`o200k_base`, a few µs per KB); larger ones
+/// get the byte-class upper bound so that one huge request cannot cost milliseconds here.
+pub const EXACT_BODY_LIMIT: usize = 256 * 1024;
 
 /// What [`analyze`] found in one request body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
-    /// Conservative upper-bound estimate of prompt tokens (see [`estimate_prompt_tokens`]).
+    /// Prompt tokens as `OpenAI` bills them with `o200k_base` (messages, images, tools; see
+    /// [`crate::tokens::chat`]); exact when `prompt_tokens_exact`, else an upper bound.
     pub prompt_tokens: u64,
+    /// Whether `prompt_tokens` is the exact `o200k_base` count (bodies up to
+    /// [`EXACT_BODY_LIMIT`]) rather than the estimator's upper bound.
+    pub prompt_tokens_exact: bool,
     /// Characters (Unicode scalar values) of all counted prompt text.
     pub prompt_chars: u64,
     /// Entries of the `messages` array.
@@ -53,7 +63,7 @@ const TOKENS_PER_REPLY: u64 = 3;
 /// Tokens per image (a low-detail tile); images are priced by the provider, this only sizes.
 const TOKENS_PER_IMAGE: u64 = 85;
 
-/// Upper-bound token estimate: no BPE vocabulary packs fewer than 3 UTF-8 bytes per token on
+/// Crude upper-bound token estimate from sizes alone: no BPE vocabulary packs fewer than 3 UTF-8 bytes per token on
 /// average text, so `ceil(bytes / 3)` overestimates; framing overhead as `OpenAI` documents it.
 ///
 /// Kept separate so exact BPE counting can replace it without touching the pass.
@@ -76,7 +86,16 @@ pub fn analyze(body: &[u8]) -> Result<Analysis, CoreError> {
         });
     };
 
-    let mut pass = Pass::default();
+    let exact = body.len() <= EXACT_BODY_LIMIT;
+    let mut pass = Pass {
+        counter: if exact {
+            TextCounter::Exact(Encoding::O200kBase)
+        } else {
+            TextCounter::Bound(Family::Gpt4o)
+        },
+        tokens: TOKENS_REPLY_PRIMING,
+        ..Pass::default()
+    };
     if let Some(Value::Array(messages)) = request.get("messages") {
         pass.size.messages = messages.len() as u64;
         for message in messages {
@@ -91,7 +110,7 @@ pub fn analyze(body: &[u8]) -> Result<Analysis, CoreError> {
         pass.capabilities |= CAP_REASONING;
     }
 
-    let prompt_tokens = estimate_prompt_tokens(&pass.size);
+    let prompt_tokens = pass.tokens;
     let classification = pass.task_signals().classify(
         pass.capabilities & CAP_VISION != 0,
         pass.capabilities & (CAP_JSON_OBJECT | CAP_JSON_SCHEMA) != 0,
@@ -99,6 +118,7 @@ pub fn analyze(body: &[u8]) -> Result<Analysis, CoreError> {
     );
     Ok(Analysis {
         prompt_tokens,
+        prompt_tokens_exact: exact,
         prompt_chars: pass.size.text_chars,
         message_count: pass.size.messages,
         required_capabilities: pass.capabilities,
@@ -109,10 +129,53 @@ pub fn analyze(body: &[u8]) -> Result<Analysis, CoreError> {
     })
 }
 
+/// Prompt tokens of a chat-completions body for a model family: the exact count with the
+/// family's encoding for `OpenAI` families, the exact `o200k_base` count times the family's
+/// ratio for others ([`Family::ratio`]); above [`EXACT_BODY_LIMIT`] the estimator's bound.
+/// Returns (tokens, exact).
+pub fn count_body_tokens(body: &[u8], family: Family) -> Result<(u64, bool), CoreError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+    let Value::Object(request) = value else {
+        return Err(CoreError::NotAnObject {
+            found: kind_name(&value),
+        });
+    };
+    if body.len() > EXACT_BODY_LIMIT {
+        return Ok((request_tokens(&request, TextCounter::Bound(family)), false));
+    }
+    if let Some(encoding) = family.encoding() {
+        return Ok((request_tokens(&request, TextCounter::Exact(encoding)), true));
+    }
+    let o200k = request_tokens(&request, TextCounter::Exact(Encoding::O200kBase));
+    Ok(((o200k as f64 * family.ratio()).ceil() as u64, false))
+}
+
+/// Messages, reply priming and tool definitions of a request, counted with `counter`.
+fn request_tokens(request: &Map<String, Value>, counter: TextCounter) -> u64 {
+    let mut n = TOKENS_REPLY_PRIMING;
+    if let Some(Value::Array(messages)) = request.get("messages") {
+        n += messages
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|m| message_tokens(m, counter))
+            .sum::<u64>();
+    }
+    for key in ["tools", "functions"] {
+        if let Some(Value::Array(defs)) = request.get(key) {
+            n += tools_tokens(defs, counter);
+        }
+    }
+    n
+}
+
 /// Accumulators of the single pass.
 #[derive(Default)]
 struct Pass<'a> {
     size: PromptSize,
+    /// How message text is counted.
+    counter: TextCounter,
+    /// Prompt tokens so far (see [`crate::tokens::chat`]).
+    tokens: u64,
     capabilities: u32,
     /// Content of the first `system`/`developer` message, for the classifier.
     system: Option<&'a Value>,
@@ -173,6 +236,7 @@ impl<'a> Pass<'a> {
     }
 
     fn message(&mut self, message: &'a Map<String, Value>) {
+        self.tokens += message_tokens(message, self.counter);
         match message.get("role").and_then(Value::as_str) {
             Some("user") => self.last_user = message.get("content"),
             Some("system" | "developer") if self.system.is_none() => {
@@ -234,6 +298,7 @@ impl<'a> Pass<'a> {
             if let Some(Value::Array(defs)) = request.get(key) {
                 if !defs.is_empty() {
                     self.capabilities |= CAP_TOOLS;
+                    self.tokens += tools_tokens(defs, self.counter);
                     // Serialising a `Value` cannot fail (all keys are strings).
                     let json = serde_json::to_string(defs).unwrap_or_default();
                     self.text(&json);
@@ -292,7 +357,7 @@ fn kind_name(value: &Value) -> &'static str {
 }
 
 /// `serde_json` reports line and (byte) column; add the absolute byte offset users can seek to.
-fn json_error(body: &[u8], error: &serde_json::Error) -> CoreError {
+pub(crate) fn json_error(body: &[u8], error: &serde_json::Error) -> CoreError {
     let (line, column) = (error.line(), error.column());
     let line_start: usize = body
         .split_inclusive(|&b| b == b'\n')
@@ -328,8 +393,9 @@ mod tests {
         let a = run(r#"{"messages":[{"role":"user","content":"héllo","name":"bob"}]}"#);
         assert_eq!(a.message_count, 1);
         assert_eq!(a.prompt_chars, 8);
-        // 9 bytes → 3 tokens, + 4 per message + 3 reply priming.
-        assert_eq!(a.prompt_tokens, 3 + 4 + 3);
+        // 3 per message + "user" + "héllo" (2) + "bob" + 1 for the name + 3 reply priming.
+        assert!(a.prompt_tokens_exact);
+        assert_eq!(a.prompt_tokens, 3 + 1 + 2 + 1 + 1 + 3);
         assert_eq!(a.required_capabilities, 0);
         assert!(!a.stream);
         assert_eq!(a.max_output_tokens, None);

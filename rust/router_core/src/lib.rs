@@ -12,11 +12,15 @@ pub mod route;
 pub mod scoring;
 pub mod sse;
 pub mod task;
+pub mod tokens;
+pub mod translate;
 
 #[cfg(feature = "python")]
 mod py;
 
-pub use analyze::{analyze, estimate_prompt_tokens, Analysis, PromptSize};
+pub use analyze::{
+    analyze, count_body_tokens, estimate_prompt_tokens, Analysis, PromptSize, EXACT_BODY_LIMIT,
+};
 pub use candidates::{
     filter, filter_explained, first_failed, CandidateTable, Columns, Constraints, FilterOutcome,
     Health,
@@ -28,3 +32,7 @@ pub use route::{route, route_explained, RouteRequest, RouteResult};
 pub use scoring::{rank, Ranking, ScoreInputs, Weights};
 pub use sse::{SseEvent, SseEventRef, SseParser};
 pub use task::{classify_text, Classification, TaskSignals, TASKS};
+pub use tokens::{count_chat, estimate_tokens, Encoding, Family};
+pub use translate::{
+    AnthropicStreamRelay, GeminiStreamRelay, OpenAIToAnthropicRelay, ReverseState,
+};

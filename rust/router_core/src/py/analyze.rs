@@ -10,10 +10,17 @@ pub struct PyAnalysis(Analysis);
 
 #[pymethods]
 impl PyAnalysis {
-    /// Upper-bound estimate of the prompt's tokens (all message text, tools, overhead).
+    /// Prompt tokens as OpenAI bills them (``o200k_base``: messages, images, tools); exact
+    /// unless ``prompt_tokens_exact`` is False, then an upper bound.
     #[getter]
     fn prompt_tokens(&self) -> u64 {
         self.0.prompt_tokens
+    }
+    /// True when ``prompt_tokens`` is the exact ``o200k_base`` chat count (bodies up to
+    /// 256 KiB); False when it is the estimator's upper bound.
+    #[getter]
+    fn prompt_tokens_exact(&self) -> bool {
+        self.0.prompt_tokens_exact
     }
     #[getter]
     fn prompt_chars(&self) -> u64 {

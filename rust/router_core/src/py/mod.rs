@@ -9,8 +9,11 @@
 mod analyze;
 mod arrays;
 mod errors;
+mod gemini;
 mod route;
 mod sse;
+mod tokens;
+mod translate;
 
 use pyo3::prelude::*;
 
@@ -23,9 +26,17 @@ mod router_core_module {
     #[pymodule_export]
     use super::analyze::{analyze, PyAnalysis};
     #[pymodule_export]
+    use super::gemini::PyGeminiStreamRelay;
+    #[pymodule_export]
     use super::route::{PyCandidateTable, PyRouteRequest, PyRouteResult};
     #[pymodule_export]
     use super::sse::{PyOpenAIStreamRelay, PySseEvent, PySseParser};
+    #[pymodule_export]
+    use super::tokens::{
+        count_body_tokens, count_chat, count_tokens, estimate_tokens, vocabulary_gz,
+    };
+    #[pymodule_export]
+    use super::translate::{PyAnthropicStreamRelay, PyOpenAIToAnthropicRelay};
 
     #[pymodule_export]
     const CAP_TOOLS: u32 = crate::CAP_TOOLS;
@@ -62,6 +73,8 @@ mod router_core_module {
             PyTuple::new(m.py(), crate::CONSTRAINT_NAMES)?,
         )?;
         m.add("TASKS", PyTuple::new(m.py(), crate::TASKS)?)?;
+        m.add("ENCODINGS", PyTuple::new(m.py(), crate::Encoding::NAMES)?)?;
+        m.add("FAMILIES", PyTuple::new(m.py(), crate::Family::NAMES)?)?;
         Ok(())
     }
 }
