@@ -337,3 +337,82 @@ def test_explain_small_table() -> None:
     result = table.route(core.RouteRequest(max_price_per_1m=2.5), explain=True)
     assert result.rejected_by is not None
     assert result.rejected_by.tolist() == [core.CONSTRAINT_NAMES.index("price"), -1, -1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases(), st.integers(0, 20), st.booleans())
+def test_limit_keeps_the_head_of_the_ranking(
+    case: tuple[Table, Request], limit: int, explain: bool
+) -> None:
+    table, req = case
+    built = table.build()
+    request = core.RouteRequest(**req.kwargs)
+    full = built.route(request, explain=explain)
+    limited = built.route(request, limit=limit, explain=explain)
+    k = min(limit, len(full.ranked))
+    assert limited.ranked.tolist() == full.ranked.tolist()[:k]
+    assert limited.scores.tolist() == full.scores.tolist()[:k]
+    assert limited.candidates_viable == full.candidates_viable
+    assert (limited.candidates_total, limited.emptied_by, limited.health_only) == (
+        full.candidates_total,
+        full.emptied_by,
+        full.health_only,
+    )
+    # The explanation does not depend on the limit.
+    if explain:
+        assert limited.rejected_by is not None and full.rejected_by is not None
+        assert limited.rejected_by.tolist() == full.rejected_by.tolist()
+    else:
+        assert limited.rejected_by is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cases(),
+    st.none() | st.integers(0, 3000),
+    st.none() | st.integers(0, 1500),
+    st.none() | st.integers(0, 2000),
+    st.booleans(),
+)
+def test_token_overrides_equal_a_rebuilt_request(
+    case: tuple[Table, Request],
+    prompt: int | None,
+    max_output: int | None,
+    expected: int | None,
+    explain: bool,
+) -> None:
+    table, req = case
+    built = table.build()
+    overrides = {
+        "prompt_tokens": prompt,
+        "max_output_tokens": max_output,
+        "expected_output_tokens": expected,
+    }
+    overridden = built.route(core.RouteRequest(**req.kwargs), explain=explain, **overrides)
+    rebuilt_kwargs = {**req.kwargs, **{k: v for k, v in overrides.items() if v is not None}}
+    rebuilt = built.route(core.RouteRequest(**rebuilt_kwargs), explain=explain)
+    assert overridden.ranked.tolist() == rebuilt.ranked.tolist()
+    assert overridden.scores.tolist() == rebuilt.scores.tolist()
+    assert (
+        overridden.candidates_total,
+        overridden.candidates_viable,
+        overridden.emptied_by,
+        overridden.health_only,
+    ) == (
+        rebuilt.candidates_total,
+        rebuilt.candidates_viable,
+        rebuilt.emptied_by,
+        rebuilt.health_only,
+    )
+    if explain:
+        assert overridden.rejected_by is not None and rebuilt.rejected_by is not None
+        assert overridden.rejected_by.tolist() == rebuilt.rejected_by.tolist()
+
+
+def test_route_rejects_negative_overrides() -> None:
+    table = small_table().build()
+    for name in ("prompt_tokens", "max_output_tokens", "expected_output_tokens", "limit"):
+        with pytest.raises(ValueError, match=name):
+            table.route(core.RouteRequest(), **{name: -1})
+    assert table.route(core.RouteRequest(), limit=0).ranked.tolist() == []
+    assert table.route(core.RouteRequest(), limit=0).candidates_viable == 3

@@ -47,17 +47,46 @@ pub struct Health {
     pub circuit_open: bool,
 }
 
+/// One row's scoring inputs, gathered together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRow {
+    pub price_input: f64,
+    pub price_output: f64,
+    pub ttft_ms: f64,
+    pub throughput_tps: f64,
+    pub success_rate: f64,
+}
+
 /// Validated candidate table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateTable {
     cols: Columns,
+    /// Derived at build: [`CandidateTable::blended_price`] of every row.
+    blended: Vec<f64>,
+    /// Derived at build: `quality` transposed to task-major, so one task's column is a slice.
+    quality_by_task: Vec<f64>,
+    /// Derived: the per-row inputs of scoring side by side (one cache line per row when
+    /// gathering the viable rows), kept in step with `cols` by `update_health`.
+    score_rows: Vec<ScoreRow>,
+    /// Derived at build: each row's position in the order (blended price, row), so one
+    /// integer decides both ranking tie-breaks.
+    price_rank: Vec<u32>,
+    /// Rows whose circuit is open; the circuit constraint is skipped while this is zero.
+    open_circuits: usize,
 }
 
 impl CandidateTable {
     /// Validate lengths (every column one entry per row, quality `rows × task_count`) and
     /// values (no NaN; prices finite and non-negative).
+    #[allow(clippy::too_many_lines)] // one validation per column, then the derived columns
     pub fn new(cols: Columns) -> Result<Self, CoreError> {
         let rows = cols.model.len();
+        if u32::try_from(rows).is_err() {
+            return Err(CoreError::argument(
+                "model",
+                format!("has {rows} rows; a table holds at most {} rows", u32::MAX),
+            ));
+        }
         let lengths: [(&'static str, usize); 15] = [
             ("provider", cols.provider.len()),
             ("region", cols.region.len()),
@@ -132,7 +161,49 @@ impl CandidateTable {
                 ),
             ));
         }
-        Ok(Self { cols })
+        let blended = cols
+            .price_input
+            .iter()
+            .zip(&cols.price_output)
+            .map(|(&i, &o)| f64::midpoint(i, o))
+            .collect();
+        let mut quality_by_task = vec![0.0; cols.quality.len()];
+        if cols.task_count > 0 {
+            for (row, qualities) in cols.quality.chunks_exact(cols.task_count).enumerate() {
+                for (task, &q) in qualities.iter().enumerate() {
+                    quality_by_task[task * rows + row] = q;
+                }
+            }
+        }
+        let blended: Vec<f64> = blended;
+        let mut by_price: Vec<u32> = (0..rows as u32).collect();
+        by_price.sort_unstable_by(|&a, &b| {
+            blended[a as usize]
+                .total_cmp(&blended[b as usize])
+                .then(a.cmp(&b))
+        });
+        let mut price_rank = vec![0; rows];
+        for (rank, &row) in by_price.iter().enumerate() {
+            price_rank[row as usize] = rank as u32;
+        }
+        let open_circuits = cols.circuit_open.iter().filter(|&&open| open).count();
+        let score_rows = (0..rows)
+            .map(|r| ScoreRow {
+                price_input: cols.price_input[r],
+                price_output: cols.price_output[r],
+                ttft_ms: cols.ttft_ms[r],
+                throughput_tps: cols.throughput_tps[r],
+                success_rate: cols.success_rate[r],
+            })
+            .collect();
+        Ok(Self {
+            cols,
+            blended,
+            quality_by_task,
+            score_rows,
+            price_rank,
+            open_circuits,
+        })
     }
 
     /// Number of rows (deployments).
@@ -172,10 +243,16 @@ impl CandidateTable {
                 return Err(CoreError::argument(name, "must not be NaN"));
             }
         }
+        let score_row = &mut self.score_rows[index];
+        score_row.ttft_ms = health.ttft_ms;
+        score_row.throughput_tps = health.throughput_tps;
+        score_row.success_rate = health.success_rate;
         self.cols.ttft_ms[index] = health.ttft_ms;
         self.cols.throughput_tps[index] = health.throughput_tps;
         self.cols.success_rate[index] = health.success_rate;
-        self.cols.circuit_open[index] = health.circuit_open;
+        let was_open = std::mem::replace(&mut self.cols.circuit_open[index], health.circuit_open);
+        self.open_circuits =
+            self.open_circuits + usize::from(health.circuit_open) - usize::from(was_open);
         Ok(())
     }
 
@@ -190,7 +267,30 @@ impl CandidateTable {
     /// Mean of input and output price per million tokens: the price ceiling's and the
     /// tie-break's notion of "price".
     pub fn blended_price(&self, row: usize) -> f64 {
-        f64::midpoint(self.cols.price_input[row], self.cols.price_output[row])
+        self.blended[row]
+    }
+
+    /// [`CandidateTable::blended_price`] of every row (precomputed at build).
+    pub fn blended_prices(&self) -> &[f64] {
+        &self.blended
+    }
+
+    /// Every row's scoring inputs (prices and live health), one struct per row.
+    pub fn score_rows(&self) -> &[ScoreRow] {
+        &self.score_rows
+    }
+
+    /// Each row's position in the order (blended price, then row index): comparing two rows'
+    /// ranks is comparing them by the ranking's tie-breaks.
+    pub fn price_ranks(&self) -> &[u32] {
+        &self.price_rank
+    }
+
+    /// Expected quality of every row for `task`, or `None` when the table has no column for
+    /// it (every row then rates 0).
+    pub fn quality_column(&self, task: usize) -> Option<&[f64]> {
+        let rows = self.len();
+        (task < self.cols.task_count).then(|| &self.quality_by_task[task * rows..(task + 1) * rows])
     }
 
     /// Expected cost in USD-per-million units of one request's token counts.
@@ -237,13 +337,13 @@ impl FilterOutcome {
 }
 
 fn allowed(mask: Option<&Vec<bool>>, id: i32) -> bool {
-    mask.is_none_or(|m| {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| m.get(i))
-            .copied()
-            .unwrap_or(false)
-    })
+    mask.is_none_or(|m| allowed_by(m, id))
+}
+
+/// `id` is in `mask`; negative ids are never allowed (they wrap beyond any mask's length).
+#[inline]
+fn allowed_by(mask: &[bool], id: i32) -> bool {
+    mask.get(id as usize).copied().unwrap_or(false)
 }
 
 fn at_most(value: f64, limit: Option<f64>) -> bool {
@@ -254,19 +354,26 @@ fn at_least(value: f64, limit: Option<f64>) -> bool {
     limit.is_none_or(|l| value >= l)
 }
 
+/// A row's capacity column (context window, max output) as tokens; negative means none.
+#[inline]
+fn tokens(capacity: i64) -> u64 {
+    capacity.max(0) as u64
+}
+
 /// Index (in [`CONSTRAINT_NAMES`]) of the first constraint `row` fails, `None` when viable.
+///
+/// The row-at-a-time definition of the filter; [`filter`] gives the same verdicts column by
+/// column.
 pub fn first_failed(table: &CandidateTable, c: &Constraints, row: usize) -> Option<usize> {
     let t = table.columns();
     let needed_context = c.prompt_tokens.saturating_add(c.max_output_tokens);
-    // Evaluated eagerly: fourteen comparisons are cheaper than branching on each.
     let passes = [
         allowed(c.model_mask.as_ref(), t.model[row]),
         allowed(c.provider_mask.as_ref(), t.provider[row]),
         c.key_source == KEY_SOURCE_ANY || t.key_source[row] == c.key_source,
         t.capabilities[row] & c.required_capabilities == c.required_capabilities,
-        u64::try_from(t.context_window[row]).unwrap_or(0) >= needed_context,
-        c.max_output_tokens == 0
-            || u64::try_from(t.max_output[row]).unwrap_or(0) >= c.max_output_tokens,
+        tokens(t.context_window[row]) >= needed_context,
+        c.max_output_tokens == 0 || tokens(t.max_output[row]) >= c.max_output_tokens,
         allowed(c.region_mask.as_ref(), t.region[row]),
         t.data_policy[row] >= c.min_data_policy,
         at_most(table.blended_price(row), c.max_price_per_1m),
@@ -279,44 +386,194 @@ pub fn first_failed(table: &CandidateTable, c: &Constraints, row: usize) -> Opti
     passes.iter().position(|&pass| !pass)
 }
 
-/// Apply every constraint to every row in one pass, counting survivors per step.
+/// Apply every constraint to every row, counting survivors per step.
 pub fn filter(table: &CandidateTable, c: &Constraints) -> FilterOutcome {
-    filter_with(table, c, |_| {})
+    let selection = select(table, c, c.prompt_tokens, c.max_output_tokens, None);
+    selection.into_outcome()
 }
 
 /// [`filter`], plus one entry per row: `-1` when viable, else the index in
 /// [`CONSTRAINT_NAMES`] of the first constraint the row fails (see [`first_failed`]).
 pub fn filter_explained(table: &CandidateTable, c: &Constraints) -> (FilterOutcome, Vec<i8>) {
-    let mut rejected_by = Vec::with_capacity(table.len());
-    let outcome = filter_with(table, c, |failed| {
-        // CONSTRAINT_COUNT (14) fits in i8.
-        rejected_by.push(failed.map_or(-1, |k| k as i8));
-    });
-    (outcome, rejected_by)
+    let mut rejected_by = vec![-1; table.len()];
+    let selection = select(
+        table,
+        c,
+        c.prompt_tokens,
+        c.max_output_tokens,
+        Some(&mut rejected_by),
+    );
+    (selection.into_outcome(), rejected_by)
 }
 
-/// The filtering loop; `on_row` sees each row's verdict in row order. Monomorphised, so the
-/// plain [`filter`] pays nothing for the hook.
-fn filter_with(
-    table: &CandidateTable,
-    c: &Constraints,
-    mut on_row: impl FnMut(Option<usize>),
-) -> FilterOutcome {
-    let mut failed_at = [0usize; CONSTRAINT_COUNT];
-    let mut viable = Vec::new();
-    for row in 0..table.len() {
-        let failed = first_failed(table, c, row);
-        on_row(failed);
-        match failed {
-            Some(k) => failed_at[k] += 1,
-            None => viable.push(row),
+/// The viable rows (ascending, as `u32`) and the survivor counts of one filtering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selection {
+    pub rows: Vec<u32>,
+    pub survivors: [usize; CONSTRAINT_COUNT],
+}
+
+impl Selection {
+    /// Index of the constraint after which nothing survived, if any.
+    pub fn emptied_at(&self) -> Option<usize> {
+        self.survivors.iter().position(|&n| n == 0)
+    }
+
+    fn into_outcome(self) -> FilterOutcome {
+        FilterOutcome {
+            viable: self.rows.iter().map(|&r| r as usize).collect(),
+            survivors: self.survivors,
         }
     }
-    let mut survivors = [0usize; CONSTRAINT_COUNT];
-    let mut remaining = table.len();
-    for (k, failed) in failed_at.iter().enumerate() {
-        remaining -= failed;
-        survivors[k] = remaining;
+}
+
+/// Column-at-a-time filtering over a bitmap of surviving rows (bit `i` of `words[b]` is row
+/// `64 b + i`): each set constraint, in [`CONSTRAINT_NAMES`] order, clears the bits of the
+/// rows it fails, so `survivors` is the running popcount and a row is rejected by the first
+/// constraint that clears it. An unset constraint touches no row; a 64-row block with no
+/// survivors is skipped, and nothing is evaluated once the set is empty.
+struct Sieve<'a> {
+    words: Vec<u64>,
+    rows: usize,
+    /// Surviving rows.
+    len: usize,
+    /// Per-row first failed constraint, when explaining.
+    rejected_by: Option<&'a mut [i8]>,
+    survivors: [usize; CONSTRAINT_COUNT],
+}
+
+impl Sieve<'_> {
+    /// Record constraint `k`; when `active`, keep only the rows for which `pass` holds.
+    #[inline]
+    fn step(&mut self, k: usize, active: bool, pass: impl Fn(usize) -> bool) {
+        if active && self.len > 0 {
+            let mut len = 0;
+            for (block, word) in self.words.iter_mut().enumerate() {
+                let old = *word;
+                if old == 0 {
+                    continue;
+                }
+                let base = block * 64;
+                let mut bits = 0u64;
+                if base + 64 <= self.rows {
+                    for i in 0..64 {
+                        bits |= u64::from(pass(base + i)) << i;
+                    }
+                } else {
+                    for i in 0..self.rows - base {
+                        bits |= u64::from(pass(base + i)) << i;
+                    }
+                }
+                let new = old & bits;
+                if let Some(rejected_by) = self.rejected_by.as_deref_mut() {
+                    let mut dropped = old & !new;
+                    while dropped != 0 {
+                        // CONSTRAINT_COUNT (14) fits in i8.
+                        rejected_by[base + dropped.trailing_zeros() as usize] = k as i8;
+                        dropped &= dropped - 1;
+                    }
+                }
+                *word = new;
+                len += new.count_ones() as usize;
+            }
+            self.len = len;
+        }
+        self.survivors[k] = self.len;
     }
-    FilterOutcome { viable, survivors }
+
+    fn finish(self) -> Selection {
+        let mut rows = Vec::with_capacity(self.len);
+        for (block, &word) in self.words.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                rows.push((block * 64) as u32 + word.trailing_zeros());
+                word &= word - 1;
+            }
+        }
+        Selection {
+            rows,
+            survivors: self.survivors,
+        }
+    }
+}
+
+/// Filter with explicit token counts (the request's, or a per-call override). With
+/// `rejected_by` (one `-1` per row on entry), each rejected row gets its constraint index.
+pub(crate) fn select(
+    table: &CandidateTable,
+    c: &Constraints,
+    prompt_tokens: u64,
+    max_output_tokens: u64,
+    rejected_by: Option<&mut [i8]>,
+) -> Selection {
+    let t = table.columns();
+    let rows = table.len();
+    let mut words = vec![u64::MAX; rows.div_ceil(64)];
+    if rows % 64 != 0 {
+        if let Some(last) = words.last_mut() {
+            *last = (1 << (rows % 64)) - 1;
+        }
+    }
+    let mut sieve = Sieve {
+        words,
+        rows,
+        len: rows,
+        rejected_by,
+        survivors: [0; CONSTRAINT_COUNT],
+    };
+    let model = c.model_mask.as_deref().unwrap_or(&[]);
+    sieve.step(0, c.model_mask.is_some(), |r| allowed_by(model, t.model[r]));
+    let provider = c.provider_mask.as_deref().unwrap_or(&[]);
+    sieve.step(1, c.provider_mask.is_some(), |r| {
+        allowed_by(provider, t.provider[r])
+    });
+    let key_source = c.key_source;
+    sieve.step(2, key_source != KEY_SOURCE_ANY, |r| {
+        t.key_source[r] == key_source
+    });
+    let caps = c.required_capabilities;
+    sieve.step(3, caps != 0, |r| t.capabilities[r] & caps == caps);
+    let needed_context = prompt_tokens.saturating_add(max_output_tokens);
+    sieve.step(4, needed_context > 0, |r| {
+        tokens(t.context_window[r]) >= needed_context
+    });
+    sieve.step(5, max_output_tokens > 0, |r| {
+        tokens(t.max_output[r]) >= max_output_tokens
+    });
+    let region = c.region_mask.as_deref().unwrap_or(&[]);
+    sieve.step(6, c.region_mask.is_some(), |r| {
+        allowed_by(region, t.region[r])
+    });
+    let policy = c.min_data_policy;
+    sieve.step(7, policy > 0, |r| t.data_policy[r] >= policy);
+    let blended = table.blended_prices();
+    if let Some(limit) = c.max_price_per_1m {
+        sieve.step(8, true, |r| blended[r] <= limit);
+    } else {
+        sieve.step(8, false, |_| true);
+    }
+    match (c.quality_floor, table.quality_column(c.task)) {
+        (Some(floor), Some(quality)) => sieve.step(9, true, |r| quality[r] >= floor),
+        // No column for the task: every row rates 0.
+        (Some(floor), None) => sieve.step(9, 0.0 < floor, |_| false),
+        (None, _) => sieve.step(9, false, |_| true),
+    }
+    let floats = [
+        (10, c.max_ttft_ms.map(|l| (l, true)), &t.ttft_ms),
+        (
+            11,
+            c.min_throughput_tps.map(|l| (l, false)),
+            &t.throughput_tps,
+        ),
+        (12, c.min_success_rate.map(|l| (l, false)), &t.success_rate),
+    ];
+    for (k, limit, column) in floats {
+        match limit {
+            Some((l, true)) => sieve.step(k, true, |r| column[r] <= l),
+            Some((l, false)) => sieve.step(k, true, |r| column[r] >= l),
+            None => sieve.step(k, false, |_| true),
+        }
+    }
+    sieve.step(13, table.open_circuits > 0, |r| !t.circuit_open[r]);
+    sieve.finish()
 }

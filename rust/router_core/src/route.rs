@@ -1,9 +1,9 @@
 //! One routing decision: filter the table by the request's constraints, then score and rank.
 
-use crate::candidates::{filter, filter_explained, CandidateTable, Constraints};
+use crate::candidates::{select, CandidateTable, Constraints};
 use crate::codes::{CONSTRAINT_NAMES, DATA_POLICY_ZDR, FIRST_HEALTH_CONSTRAINT, KEY_SOURCE_BYOK};
 use crate::error::CoreError;
-use crate::scoring::{rank, ScoreInputs, Weights};
+use crate::scoring::{rank_top, ScoreInputs, Weights};
 
 /// Constraints and scoring inputs for one decision; check with [`RouteRequest::validate`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,7 +59,7 @@ impl RouteRequest {
 /// A ranked routing decision with the counts `routing_metadata` reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteResult {
-    /// Viable rows, best first (the fallback order).
+    /// Viable rows, best first (the fallback order); with a `limit`, only the best `limit`.
     pub ranked: Vec<usize>,
     /// Score of each row in `ranked`, non-increasing.
     pub scores: Vec<f64>,
@@ -76,9 +76,25 @@ pub struct RouteResult {
     pub rejected_by: Option<Vec<i8>>,
 }
 
+/// Per-call options of [`route_with`]; the default routes exactly as [`route`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// Overrides the request's `prompt_tokens` for this call.
+    pub prompt_tokens: Option<u64>,
+    /// Overrides the request's `max_output_tokens` for this call.
+    pub max_output_tokens: Option<u64>,
+    /// Overrides the request's `expected_output_tokens` for this call.
+    pub expected_output_tokens: Option<u64>,
+    /// Rank only the best `limit` viable rows: `ranked` is the first `limit` entries of the
+    /// full ranking. Counts and normalisation still cover every viable row.
+    pub limit: Option<usize>,
+    /// Also report [`RouteResult::rejected_by`].
+    pub explain: bool,
+}
+
 /// Filter, score and rank.
 pub fn route(table: &CandidateTable, request: &RouteRequest) -> Result<RouteResult, CoreError> {
-    route_explained(table, request, false)
+    route_with(table, request, &RouteOptions::default())
 }
 
 /// [`route`], and with `explain` also the per-row [`RouteResult::rejected_by`]. Without
@@ -88,8 +104,26 @@ pub fn route_explained(
     request: &RouteRequest,
     explain: bool,
 ) -> Result<RouteResult, CoreError> {
+    route_with(
+        table,
+        request,
+        &RouteOptions {
+            explain,
+            ..RouteOptions::default()
+        },
+    )
+}
+
+/// [`route`] with per-call [`RouteOptions`]: token-count overrides (so one cached request can
+/// serve every request of a query shape), a ranking `limit`, and `explain`.
+pub fn route_with(
+    table: &CandidateTable,
+    request: &RouteRequest,
+    options: &RouteOptions,
+) -> Result<RouteResult, CoreError> {
     request.validate()?;
-    let task = request.constraints.task;
+    let c = &request.constraints;
+    let task = c.task;
     if table.task_count() > 0 && task >= table.task_count() {
         return Err(CoreError::argument(
             "task",
@@ -99,29 +133,36 @@ pub fn route_explained(
             ),
         ));
     }
-    let (outcome, rejected_by) = if explain {
-        let (outcome, rejected_by) = filter_explained(table, &request.constraints);
-        (outcome, Some(rejected_by))
-    } else {
-        (filter(table, &request.constraints), None)
-    };
-    let emptied_at = outcome.emptied_at();
-    let ranking = rank(
+    let prompt_tokens = options.prompt_tokens.unwrap_or(c.prompt_tokens);
+    let max_output_tokens = options.max_output_tokens.unwrap_or(c.max_output_tokens);
+    let mut rejected_by = options.explain.then(|| vec![-1; table.len()]);
+    let selection = select(
         table,
-        &outcome.viable,
+        c,
+        prompt_tokens,
+        max_output_tokens,
+        rejected_by.as_deref_mut(),
+    );
+    let emptied_at = selection.emptied_at();
+    let ranking = rank_top(
+        table,
+        &selection.rows,
         &ScoreInputs {
-            prompt_tokens: request.constraints.prompt_tokens,
-            expected_output_tokens: request.expected_output_tokens,
+            prompt_tokens,
+            expected_output_tokens: options
+                .expected_output_tokens
+                .unwrap_or(request.expected_output_tokens),
             task,
             weights: request.weights,
             cheapest: request.cheapest,
         },
+        options.limit,
     );
     Ok(RouteResult {
         ranked: ranking.rows,
         scores: ranking.scores,
-        candidates_total: outcome.survivors[0],
-        candidates_viable: outcome.viable.len(),
+        candidates_total: selection.survivors[0],
+        candidates_viable: selection.rows.len(),
         emptied_by: emptied_at.map(|k| CONSTRAINT_NAMES[k]),
         health_only: emptied_at.is_some_and(|k| k >= FIRST_HEALTH_CONSTRAINT),
         rejected_by,

@@ -2,6 +2,7 @@
 
 use proptest::prelude::*;
 use router_core::candidates::first_failed;
+use router_core::route::{route_with, RouteOptions};
 use router_core::{
     route, route_explained, CandidateTable, Columns, Constraints, RouteRequest, Weights,
     CONSTRAINT_NAMES,
@@ -227,6 +228,123 @@ proptest! {
         let scaled = RouteRequest { weights: Weights::new(raw.map(|w| w * factor)).expect("positive"), ..req };
         prop_assert_eq!(base.weights, scaled.weights);
         prop_assert_eq!(route(&table, &scaled).expect("valid"), route(&table, &base).expect("valid"));
+    }
+}
+
+/// Reference ranking, written independently: min-max normalised features over the viable
+/// rows, the weighted sum in feature order, a stable sort by (score desc | cost asc), then
+/// blended price, then row.
+fn reference_ranking(t: &CandidateTable, req: &RouteRequest, viable: &[usize]) -> Vec<usize> {
+    let col = t.columns();
+    let c = &req.constraints;
+    let cost: Vec<f64> = viable
+        .iter()
+        .map(|&r| {
+            c.prompt_tokens as f64 * col.price_input[r]
+                + req.expected_output_tokens as f64 * col.price_output[r]
+        })
+        .collect();
+    let norm = |values: &[f64], lower: bool| -> Vec<f64> {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        values
+            .iter()
+            .map(|&v| {
+                let p = if hi > lo {
+                    (v - lo) / (hi - lo)
+                } else {
+                    return 1.0;
+                };
+                if lower {
+                    1.0 - p
+                } else {
+                    p
+                }
+            })
+            .collect()
+    };
+    let pick = |f: &dyn Fn(usize) -> f64| viable.iter().map(|&r| f(r)).collect::<Vec<f64>>();
+    let features = [
+        norm(&cost, true),
+        norm(&pick(&|r| col.ttft_ms[r]), true),
+        norm(&pick(&|r| col.throughput_tps[r]), false),
+        norm(&pick(&|r| col.success_rate[r]), false),
+        norm(&pick(&|r| t.quality(r, c.task)), false),
+    ];
+    let w = req.weights.get();
+    let score: Vec<f64> = (0..viable.len())
+        .map(|i| (0..5).map(|f| w[f] * features[f][i]).sum())
+        .collect();
+    let blended = |r: usize| f64::midpoint(col.price_input[r], col.price_output[r]);
+    let mut order: Vec<usize> = (0..viable.len()).collect();
+    order.sort_by(|&a, &b| {
+        let primary = if req.cheapest {
+            cost[a].total_cmp(&cost[b])
+        } else {
+            score[b].total_cmp(&score[a])
+        };
+        primary
+            .then(blended(viable[a]).total_cmp(&blended(viable[b])))
+            .then(viable[a].cmp(&viable[b]))
+    });
+    order.iter().map(|&i| viable[i]).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn ranking_matches_reference(table in table_strategy(), req in request_strategy()) {
+        let result = route(&table, &req).expect("valid request");
+        let mut viable = result.ranked.clone();
+        viable.sort_unstable();
+        prop_assert_eq!(result.ranked, reference_ranking(&table, &req, &viable));
+    }
+
+    #[test]
+    fn limit_keeps_the_head_of_the_ranking(
+        table in table_strategy(),
+        req in request_strategy(),
+        limit in 0usize..30,
+        explain in any::<bool>(),
+    ) {
+        let full = route_explained(&table, &req, explain).expect("valid request");
+        let options = RouteOptions { limit: Some(limit), explain, ..RouteOptions::default() };
+        let limited = route_with(&table, &req, &options).expect("valid request");
+        let k = limit.min(full.ranked.len());
+        prop_assert_eq!(&limited.ranked[..], &full.ranked[..k]);
+        prop_assert_eq!(&limited.scores[..], &full.scores[..k]);
+        prop_assert_eq!(limited.candidates_viable, full.candidates_viable);
+        prop_assert_eq!(limited.candidates_total, full.candidates_total);
+        prop_assert_eq!(limited.emptied_by, full.emptied_by);
+        prop_assert_eq!(limited.health_only, full.health_only);
+        // The explanation does not depend on the limit.
+        prop_assert_eq!(limited.rejected_by, full.rejected_by);
+    }
+
+    #[test]
+    fn token_overrides_equal_a_rebuilt_request(
+        table in table_strategy(),
+        req in request_strategy(),
+        prompt in proptest::option::of(0u64..3000),
+        max_output in proptest::option::of(0u64..1500),
+        expected in proptest::option::of(0u64..2000),
+        explain in any::<bool>(),
+    ) {
+        let options = RouteOptions {
+            prompt_tokens: prompt,
+            max_output_tokens: max_output,
+            expected_output_tokens: expected,
+            explain,
+            ..RouteOptions::default()
+        };
+        let overridden = route_with(&table, &req, &options).expect("valid request");
+        let mut rebuilt = req.clone();
+        rebuilt.constraints.prompt_tokens = prompt.unwrap_or(req.constraints.prompt_tokens);
+        rebuilt.constraints.max_output_tokens =
+            max_output.unwrap_or(req.constraints.max_output_tokens);
+        rebuilt.expected_output_tokens = expected.unwrap_or(req.expected_output_tokens);
+        prop_assert_eq!(overridden, route_explained(&table, &rebuilt, explain).expect("valid"));
     }
 }
 

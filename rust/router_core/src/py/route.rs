@@ -7,9 +7,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::arrays::{column, mask, matrix};
+use crate::route::{route_with, RouteOptions};
 use crate::{
-    route_explained, CandidateTable, Columns, Constraints, CoreError, Health, RouteRequest,
-    RouteResult, Weights,
+    CandidateTable, Columns, Constraints, CoreError, Health, RouteRequest, RouteResult, Weights,
 };
 
 /// Columnar table of deployments; built once from the catalog, shared by all requests.
@@ -120,17 +120,38 @@ impl PyCandidateTable {
 
     /// Enumerate, filter and score in one call with the GIL released.
     ///
-    /// With ``explain=True`` the result's ``rejected_by`` says, for every row, which
-    /// constraint (if any) removed it.
-    #[pyo3(signature = (request, /, *, explain = false))]
+    /// ``prompt_tokens``, ``max_output_tokens`` and ``expected_output_tokens``, when given,
+    /// replace the request's values for this call only (so one request can be cached per
+    /// query shape). With ``limit`` only the best ``limit`` viable rows are ranked: the same
+    /// rows and scores as the first ``limit`` of the full ranking (``candidates_viable`` still
+    /// counts every viable row). With ``explain=True`` the result's ``rejected_by`` says, for
+    /// every row, which constraint (if any) removed it.
+    #[pyo3(signature = (
+        request, /, *, prompt_tokens = None, max_output_tokens = None,
+        expected_output_tokens = None, limit = None, explain = false
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn route(
         &self,
         py: Python<'_>,
         request: &Bound<'_, PyRouteRequest>,
+        prompt_tokens: Option<i64>,
+        max_output_tokens: Option<i64>,
+        expected_output_tokens: Option<i64>,
+        limit: Option<i64>,
         explain: bool,
     ) -> PyResult<PyRouteResult> {
+        let optional =
+            |value: Option<i64>, name: &str| value.map(|v| non_negative(v, name)).transpose();
+        let options = RouteOptions {
+            prompt_tokens: optional(prompt_tokens, "prompt_tokens")?,
+            max_output_tokens: optional(max_output_tokens, "max_output_tokens")?,
+            expected_output_tokens: optional(expected_output_tokens, "expected_output_tokens")?,
+            limit: optional(limit, "limit")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+            explain,
+        };
         let request = &request.get().0;
-        let result = py.detach(|| route_explained(&self.read(), request, explain))?;
+        let result = py.detach(|| route_with(&self.read(), request, &options))?;
         Ok(PyRouteResult(result))
     }
 }
@@ -237,7 +258,7 @@ pub struct PyRouteResult(RouteResult);
 
 #[pymethods]
 impl PyRouteResult {
-    /// Viable rows, best first (the fallback order).
+    /// Viable rows, best first (the fallback order); with ``limit``, only the best ``limit``.
     #[getter]
     fn ranked<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
         PyArray1::from_iter(py, self.0.ranked.iter().map(|&r| r as i64))
