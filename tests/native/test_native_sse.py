@@ -190,3 +190,21 @@ def test_relay_withholds_errors_and_tracks_finish() -> None:
     assert r.finish_reason == "length"
     assert r.chunks == 2 and not r.done and r.usage is None
     assert b"overloaded" not in out
+
+
+def test_relay_keeps_upstream_bytes_except_model() -> None:
+    data = (
+        b'data: {"id": "c", "model" : "up",\t"choices": [{"delta": {"content": "caf\\u00e9"}}]}\n\n'
+        b'data: {"id":"c",\ndata: "choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}\n\n'
+        b'data: {"model":"a\\/b","choices":[]}\n\n'
+    )
+    out, r = relay([data])
+    assert out == (
+        b'data: {"id": "c", "model" : "served-model",\t"choices": [{"delta": {"content": '
+        b'"caf\\u00e9"}}]}\n\n'
+        # a multi-line data field stays one data line; a missing model is appended
+        b'data: {"id":"c", "choices":[{"delta":{"content":"x"},"finish_reason":"stop"}],'
+        b'"model":"served-model"}\n\n'
+        b'data: {"model":"served-model","choices":[]}\n\n'
+    )
+    assert (r.chunks, r.content_chars, r.finish_reason) == (3, 5, "stop")

@@ -3,8 +3,16 @@
 //! Each upstream chunk is re-emitted with `model` set to the served model; `[DONE]`, error
 //! events and the usage-only chunk are withheld so the gateway can close the stream with its
 //! own final chunk. Usage, ids and progress are kept for metering.
+//!
+//! Chunks are not re-encoded: each event's data is read once into a borrowed, typed view
+//! ([`view`]) of just the metered members, and the client bytes are the upstream bytes with
+//! only the `model` value spliced in ([`splice`]); the upstream's key order, whitespace and
+//! string escapes are kept. A chunk without `model` gets it as its last member.
 
-use serde_json::{Map, Value};
+mod splice;
+mod view;
+
+use serde_json::Value;
 
 use crate::sse::{SseEventRef, SseParser};
 
@@ -15,19 +23,6 @@ pub struct Usage {
     pub completion_tokens: u64,
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
-}
-
-impl Usage {
-    fn from_json(usage: &Map<String, Value>) -> Self {
-        let int = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
-        let detail = |details: &str, key: &str| int(usage.get(details).and_then(|d| d.get(key)));
-        Self {
-            prompt_tokens: int(usage.get("prompt_tokens")),
-            completion_tokens: int(usage.get("completion_tokens")),
-            cached_tokens: detail("prompt_tokens_details", "cached_tokens"),
-            reasoning_tokens: detail("completion_tokens_details", "reasoning_tokens"),
-        }
-    }
 }
 
 /// What the relay learned from the stream so far (everything except the SSE parser).
@@ -51,20 +46,35 @@ pub struct RelayState {
     pub malformed: u64,
 }
 
+/// The served model and per-event scratch space, reused for the life of the stream.
+#[derive(Debug, Clone)]
+struct Rewrite {
+    /// The served model as a JSON string literal.
+    model_json: Vec<u8>,
+    /// Byte spans of the `model` values of the chunk being written.
+    spans: Vec<(usize, usize)>,
+}
+
 /// Upstream OpenAI-format SSE bytes in, client bytes out.
 #[derive(Debug, Clone)]
 pub struct StreamRelay {
     parser: SseParser,
-    model: Value,
+    rewrite: Rewrite,
     state: RelayState,
 }
 
 impl StreamRelay {
     /// A relay that reports `model` as the serving model in every chunk.
     pub fn new(model: &str) -> Self {
+        let mut model_json = Vec::with_capacity(model.len() + 2);
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut model_json, model);
         Self {
             parser: SseParser::new(),
-            model: Value::String(model.to_owned()),
+            rewrite: Rewrite {
+                model_json,
+                spans: Vec::new(),
+            },
             state: RelayState::default(),
         }
     }
@@ -78,32 +88,43 @@ impl StreamRelay {
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let Self {
             parser,
-            model,
+            rewrite,
             state,
         } = self;
-        parser.feed_with(input, |event| state.event(&event, model, out));
+        parser.feed_with(input, |event| state.event(&event, rewrite, out));
     }
 
     /// End of stream: flush a final event that lacked its blank line.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let Self {
             parser,
-            model,
+            rewrite,
             state,
         } = self;
-        parser.finish_with(|event| state.event(&event, model, out));
+        parser.finish_with(|event| state.event(&event, rewrite, out));
+    }
+}
+
+/// Replace `slot` with `value`, reusing its allocation.
+fn set_string(slot: &mut Option<String>, value: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(value);
+        }
+        None => *slot = Some(value.to_owned()),
     }
 }
 
 impl RelayState {
-    fn event(&mut self, event: &SseEventRef<'_>, model: &Value, out: &mut Vec<u8>) {
+    fn event(&mut self, event: &SseEventRef<'_>, rewrite: &mut Rewrite, out: &mut Vec<u8>) {
         let data = event.data.trim();
         if data == "[DONE]" {
             self.done = true;
             return;
         }
         let is_error_event = event.event == Some("error");
-        let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(data) else {
+        let Some(chunk) = view::parse(data, &mut rewrite.spans) else {
             self.malformed += 1;
             if is_error_event {
                 // Keep the upstream's words even when they are not JSON.
@@ -112,60 +133,55 @@ impl RelayState {
             }
             return;
         };
-        if is_error_event || chunk.contains_key("error") {
-            self.error
-                .get_or_insert_with(|| Value::Object(chunk).to_string());
+        if is_error_event || chunk.has_error {
+            // Rare: the compact re-encoding the gateway has always reported.
+            self.error.get_or_insert_with(|| {
+                serde_json::from_str::<Value>(data)
+                    .map_or_else(|_| data.to_owned(), |v| v.to_string())
+            });
             return;
         }
         if self.chunk_id.is_none() {
-            self.chunk_id = chunk.get("id").and_then(Value::as_str).map(str::to_owned);
+            self.chunk_id = chunk.id.map(std::borrow::Cow::into_owned);
         }
         if self.created.is_none() {
-            self.created = chunk.get("created").and_then(Value::as_i64);
+            self.created = chunk.created;
         }
-        if let Some(Value::Object(usage)) = chunk.get("usage") {
-            self.usage = Some(Usage::from_json(usage));
-        }
-        let choices = chunk.get("choices");
-        if matches!(choices, Some(Value::Array(c)) if c.is_empty())
-            && matches!(chunk.get("usage"), Some(Value::Object(_)))
-        {
-            return; // usage-only chunk: the gateway sends its own final usage chunk
-        }
-        if let Some(Value::Array(choices)) = choices {
-            for choice in choices {
-                self.choice(choice);
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+            if chunk.choices_empty {
+                return; // usage-only chunk: the gateway sends its own final usage chunk
             }
         }
-        // Replacing an existing key keeps its position (serde_json `preserve_order`).
-        chunk.insert("model".to_owned(), model.clone());
-        out.extend_from_slice(b"data: ");
-        // Writing a `Value` into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &chunk);
-        out.extend_from_slice(b"\n\n");
+        if let Some(reason) = &chunk.finish_reason {
+            set_string(&mut self.finish_reason, reason);
+        }
+        self.content_chars = self.content_chars.wrapping_add(chunk.content_chars);
+        let Rewrite { model_json, spans } = rewrite;
+        // `model` escaped or not a string (rare): find its value(s) by scanning instead.
+        let located = chunk.model_spans_known
+            || splice::find_model_spans(data, spans).is_some_and(|()| !spans.is_empty());
+        if !(located && splice::write_chunk(out, data, spans, model_json, chunk.members == 0)) {
+            reencode(data, model_json, out);
+        }
         self.chunks += 1;
     }
+}
 
-    fn choice(&mut self, choice: &Value) {
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(reason.to_owned());
-        }
-        let Some(delta) = choice.get("delta") else {
-            return;
-        };
-        let chars = |v: Option<&Value>| {
-            v.and_then(Value::as_str)
-                .map_or(0, |s| s.chars().count() as u64)
-        };
-        for key in ["content", "refusal", "reasoning_content"] {
-            self.content_chars += chars(delta.get(key));
-        }
-        if let Some(Value::Array(calls)) = delta.get("tool_calls") {
-            for call in calls {
-                self.content_chars += chars(call.get("function").and_then(|f| f.get("arguments")));
-            }
-        }
-    }
+/// Last resort for a chunk that could not be spliced: decode, set `model`, re-encode.
+fn reencode(data: &str, model_json: &[u8], out: &mut Vec<u8>) {
+    let (Ok(Value::Object(mut chunk)), Ok(model)) = (
+        serde_json::from_str::<Value>(data),
+        serde_json::from_slice::<Value>(model_json),
+    ) else {
+        return;
+    };
+    // Replacing an existing key keeps its position (serde_json `preserve_order`).
+    chunk.insert("model".to_owned(), model);
+    out.extend_from_slice(b"data: ");
+    // Writing a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &chunk);
+    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]

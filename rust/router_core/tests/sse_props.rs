@@ -263,3 +263,386 @@ fn invalid_utf8_is_replaced_and_split_utf8_is_kept() {
     events.extend(p.feed(b"\xA9 \xFF\n\n"));
     assert_eq!(events[0].data, "é \u{FFFD}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The relay against a reference: the straightforward decode → set `model` → re-encode relay
+// (the implementation before chunks were spliced). Same state on every stream; every emitted
+// chunk is one `data:` line that decodes to the reference's chunk (the relay now keeps the
+// upstream's bytes except `model`, so only the decoded JSON is compared).
+
+mod reference {
+    use router_core::relay::RelayState;
+    use router_core::{SseEventRef, SseParser, Usage};
+    use serde_json::{Map, Value};
+
+    fn usage(usage: &Map<String, Value>) -> Usage {
+        let int = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        let detail = |details: &str, key: &str| int(usage.get(details).and_then(|d| d.get(key)));
+        Usage {
+            prompt_tokens: int(usage.get("prompt_tokens")),
+            completion_tokens: int(usage.get("completion_tokens")),
+            cached_tokens: detail("prompt_tokens_details", "cached_tokens"),
+            reasoning_tokens: detail("completion_tokens_details", "reasoning_tokens"),
+        }
+    }
+
+    fn event(s: &mut RelayState, event: &SseEventRef<'_>, model: &str, out: &mut Vec<String>) {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            s.done = true;
+            return;
+        }
+        let is_error_event = event.event == Some("error");
+        let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(data) else {
+            s.malformed += 1;
+            if is_error_event {
+                let wrapped = serde_json::json!({ "error": { "message": event.data } });
+                s.error.get_or_insert_with(|| wrapped.to_string());
+            }
+            return;
+        };
+        if is_error_event || chunk.contains_key("error") {
+            s.error
+                .get_or_insert_with(|| Value::Object(chunk).to_string());
+            return;
+        }
+        if s.chunk_id.is_none() {
+            s.chunk_id = chunk.get("id").and_then(Value::as_str).map(str::to_owned);
+        }
+        if s.created.is_none() {
+            s.created = chunk.get("created").and_then(Value::as_i64);
+        }
+        if let Some(Value::Object(u)) = chunk.get("usage") {
+            s.usage = Some(usage(u));
+        }
+        let choices = chunk.get("choices");
+        if matches!(choices, Some(Value::Array(c)) if c.is_empty())
+            && matches!(chunk.get("usage"), Some(Value::Object(_)))
+        {
+            return;
+        }
+        let chars = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .map_or(0, |t| t.chars().count() as u64)
+        };
+        if let Some(Value::Array(choices)) = choices {
+            for choice in choices {
+                if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                    s.finish_reason = Some(reason.to_owned());
+                }
+                let Some(delta) = choice.get("delta") else {
+                    continue;
+                };
+                for key in ["content", "refusal", "reasoning_content"] {
+                    s.content_chars += chars(delta.get(key));
+                }
+                if let Some(Value::Array(calls)) = delta.get("tool_calls") {
+                    for call in calls {
+                        s.content_chars +=
+                            chars(call.get("function").and_then(|f| f.get("arguments")));
+                    }
+                }
+            }
+        }
+        chunk.insert("model".to_owned(), Value::String(model.to_owned()));
+        out.push(Value::Object(chunk).to_string());
+        s.chunks += 1;
+    }
+
+    /// The reference relay over a whole stream: (chunks as compact JSON, state).
+    pub fn relay(bytes: &[u8], model: &str) -> (Vec<String>, RelayState) {
+        let mut parser = SseParser::new();
+        let mut state = RelayState::default();
+        let mut out = Vec::new();
+        parser.feed_with(bytes, |e| event(&mut state, &e, model, &mut out));
+        parser.finish_with(|e| event(&mut state, &e, model, &mut out));
+        (out, state)
+    }
+}
+
+/// JSON text with chosen spellings: duplicate keys, escapes, number forms, whitespace.
+#[derive(Debug, Clone)]
+enum J {
+    Lit(String),
+    Arr(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+impl J {
+    fn render(&self, ws: &[u8], n: &mut usize, out: &mut String) {
+        let space = |out: &mut String, n: &mut usize| {
+            let w = ws.get(*n % ws.len().max(1)).copied().unwrap_or(0);
+            *n += 1;
+            out.push_str(match w % 8 {
+                0 => " ",
+                1 => "\n",
+                2 => "\t ",
+                _ => "",
+            });
+        };
+        match self {
+            J::Lit(text) => out.push_str(text),
+            J::Arr(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(out, n);
+                    item.render(ws, n, out);
+                    space(out, n);
+                }
+                out.push(']');
+            }
+            J::Obj(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(out, n);
+                    out.push_str(key);
+                    space(out, n);
+                    out.push(':');
+                    space(out, n);
+                    value.render(ws, n, out);
+                    space(out, n);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// A JSON string literal for `s`, plain or with every character `\u`-escaped.
+fn string_literal() -> impl Strategy<Value = String> {
+    ("[a-z é🙂\"\\\\/\n\u{1}]{0,8}", any::<bool>()).prop_map(|(s, escaped)| {
+        if !escaped {
+            return serde_json::to_string(&s).unwrap();
+        }
+        let mut lit = String::from("\"");
+        for unit in s.encode_utf16() {
+            let _ = write!(lit, "\\u{unit:04x}");
+        }
+        lit.push('"');
+        lit
+    })
+}
+
+fn key(name: &'static str) -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just(format!("\"{name}\"")),
+        1 => Just(format!("\"{}\\u{:04x}\"", &name[..name.len() - 1], name.as_bytes()[name.len() - 1])),
+    ]
+}
+
+fn scalar() -> BoxedStrategy<J> {
+    prop_oneof![
+        Just(J::Lit("null".into())),
+        Just(J::Lit("true".into())),
+        Just(J::Lit("-7".into())),
+        Just(J::Lit("42".into())),
+        Just(J::Lit("1.5e3".into())),
+        Just(J::Lit("18446744073709551615".into())),
+        Just(J::Lit("9223372036854775808".into())),
+        Just(J::Lit("1e400".into())),
+        Just(J::Lit("\"\\ud800\"".into())),
+        string_literal().prop_map(J::Lit),
+    ]
+    .boxed()
+}
+
+/// A value of a chosen shape, or (sometimes) something else of any type.
+fn or_odd(shape: impl Strategy<Value = J> + 'static) -> impl Strategy<Value = J> {
+    prop_oneof![
+        6 => shape,
+        1 => scalar(),
+        1 => Just(J::Arr(vec![])),
+        1 => Just(J::Obj(vec![])),
+    ]
+}
+
+fn object(members: Vec<BoxedStrategy<Option<(String, J)>>>) -> BoxedStrategy<J> {
+    (
+        members,
+        proptest::collection::vec(("\"[a-z_]{1,6}\"", scalar()), 0..2),
+        proptest::option::weighted(0.2, (any::<proptest::sample::Index>(), scalar())),
+    )
+        .prop_flat_map(|(members, extra, duplicate)| {
+            let mut all: Vec<(String, J)> = members.into_iter().flatten().collect();
+            all.extend(extra);
+            if let (Some((ix, value)), false) = (duplicate, all.is_empty()) {
+                let key = all[ix.index(all.len())].0.clone();
+                all.push((key, value)); // a repeated key: the last occurrence wins
+            }
+            Just(all).prop_shuffle()
+        })
+        .prop_map(J::Obj)
+        .boxed()
+}
+
+fn member(
+    name: &'static str,
+    value: impl Strategy<Value = J> + 'static,
+) -> BoxedStrategy<Option<(String, J)>> {
+    proptest::option::weighted(0.7, (key(name), or_odd(value))).boxed()
+}
+
+fn int() -> impl Strategy<Value = J> {
+    prop_oneof![
+        (0u64..100_000).prop_map(|n| J::Lit(n.to_string())),
+        scalar()
+    ]
+}
+
+fn text() -> impl Strategy<Value = J> {
+    string_literal().prop_map(J::Lit)
+}
+
+fn chunk_json() -> impl Strategy<Value = J> {
+    let function = object(vec![member("arguments", text()), member("name", text())]);
+    let call = object(vec![member("index", int()), member("function", function)]);
+    let delta = object(vec![
+        member("role", text()),
+        member("content", text()),
+        member("refusal", text()),
+        member("reasoning_content", text()),
+        member(
+            "tool_calls",
+            proptest::collection::vec(call, 0..3).prop_map(J::Arr),
+        ),
+    ]);
+    let choice = object(vec![
+        member("index", int()),
+        member("delta", delta),
+        member("finish_reason", text()),
+    ]);
+    let details = |name: &'static str| object(vec![member(name, int())]);
+    let usage = object(vec![
+        member("prompt_tokens", int()),
+        member("completion_tokens", int()),
+        member("prompt_tokens_details", details("cached_tokens")),
+        member("completion_tokens_details", details("reasoning_tokens")),
+    ]);
+    let error = proptest::option::weighted(0.05, (key("error"), scalar())).boxed();
+    object(vec![
+        member("id", text()),
+        member("created", int()),
+        member("model", text()),
+        member("model", text()), // sometimes twice
+        member(
+            "choices",
+            proptest::collection::vec(choice, 0..3).prop_map(J::Arr),
+        ),
+        member("usage", usage),
+        error,
+    ])
+}
+
+fn relay_event() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (chunk_json(), proptest::collection::vec(any::<u8>(), 1..16), "( |\n| \u{a0})?")
+            .prop_map(|(j, ws, pad)| {
+                let mut text = pad.clone();
+                j.render(&ws, &mut 0, &mut text);
+                text.push_str(&pad);
+                let mut event = String::new();
+                for line in text.split('\n') {
+                    let _ = writeln!(event, "data: {line}");
+                }
+                event
+            }),
+        1 => Just("data: [DONE]\n".to_owned()),
+        1 => Just("data: not json\n".to_owned()),
+        1 => Just("event: error\ndata: {\"error\": {\"message\": \"x\"}}\n".to_owned()),
+        1 => Just("event: error\ndata: oops\n".to_owned()),
+        1 => Just(": keep-alive\n".to_owned()),
+    ]
+}
+
+/// Pieces of SSE and JSON syntax (and bad UTF-8) to build noisy streams from.
+const NOISE: &[&[u8]] = &[
+    b"data: ",
+    b"{",
+    b"}",
+    b"\"model\"",
+    b":",
+    b"\"x\"",
+    b",",
+    b"[",
+    b"]",
+    b"\n",
+    b"\n\n",
+    b"\"choices\"",
+    b"\"usage\"",
+    b"1",
+    b"null",
+    b"\\",
+    b"\"",
+    b"\r",
+    b" ",
+    b"\xC3",
+    b"\xFF",
+    b"event: error\n",
+    b"[DONE]",
+];
+
+fn check_against_reference(bytes: &[u8], cuts: &[usize]) -> Result<(), TestCaseError> {
+    let mut relay = StreamRelay::new("served/\"m\"");
+    let mut out = Vec::new();
+    let mut start = 0;
+    for &cut in cuts {
+        relay.feed(&bytes[start..cut], &mut out);
+        start = cut;
+    }
+    relay.feed(&bytes[start..], &mut out);
+    relay.finish(&mut out);
+    let (want, want_state) = reference::relay(bytes, "served/\"m\"");
+    prop_assert_eq!(relay.state(), &want_state);
+    let text = String::from_utf8(out).expect("relay output is UTF-8");
+    let got: Vec<&str> = text.split_terminator("\n\n").collect();
+    prop_assert_eq!(got.len(), want.len());
+    prop_assert!(text.is_empty() || text.ends_with("\n\n"));
+    for (line, want) in got.iter().zip(&want) {
+        prop_assert!(
+            line.starts_with("data: ") && !line.contains('\n'),
+            "{line:?}"
+        );
+        let decoded: serde_json::Value = serde_json::from_str(&line[6..]).expect("valid JSON");
+        prop_assert_eq!(&decoded.to_string(), want);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn relay_matches_the_decode_reencode_reference(
+        events in proptest::collection::vec(relay_event(), 0..6),
+        raw_cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let stream = events.join("\n");
+        let bytes = stream.as_bytes();
+        check_against_reference(bytes, &[])?;
+        check_against_reference(bytes, &sorted_cuts(bytes.len(), raw_cuts))?;
+    }
+
+    #[test]
+    fn relay_never_panics_and_matches_reference_on_noise(
+        pieces in proptest::collection::vec(proptest::sample::select(NOISE), 0..60),
+        raw_cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let bytes = pieces.concat();
+        check_against_reference(&bytes, &[])?;
+        check_against_reference(&bytes, &sorted_cuts(bytes.len(), raw_cuts))?;
+    }
+
+    #[test]
+    fn relay_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut relay = StreamRelay::new("m");
+        let mut out = Vec::new();
+        relay.feed(&bytes, &mut out);
+        relay.finish(&mut out);
+    }
+}

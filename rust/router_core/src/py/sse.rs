@@ -73,6 +73,10 @@ impl PySseParser {
 /// Each chunk is re-emitted as ``data: {json}\n\n`` with ``model`` set to the served model;
 /// the upstream's usage-only chunk (``choices: []``) and ``[DONE]`` are withheld so the
 /// gateway can append its own final chunk. Usage, ids and progress are kept for metering.
+///
+/// The chunk JSON is the upstream's own bytes with only the ``model`` value replaced (key
+/// order, whitespace and escapes kept; line breaks of a multi-line ``data`` become spaces); a
+/// chunk without ``model`` gets it appended as its last member.
 #[pyclass(name = "OpenAIStreamRelay", module = "gateway._router_core")]
 pub struct PyOpenAIStreamRelay {
     relay: StreamRelay,
