@@ -22,7 +22,7 @@ from gateway.store import Store, open_store
 from gateway.store.records import ApiKey, Scope
 from gateway.workspace_routing import WorkspaceRouting, WorkspaceRoutingCache
 
-SUPPORTED_FORMATS = frozenset({"openai", "mock"})
+SUPPORTED_FORMATS = frozenset({"openai", "anthropic", "gemini", "mock"})
 _UNSET = RoutingOptions()
 
 

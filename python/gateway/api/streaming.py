@@ -1,7 +1,8 @@
-"""Relaying an upstream OpenAI-format stream to the client through the native relay.
+"""Relaying an upstream stream to the client through the native relay for its wire format.
 
-The native ``OpenAIStreamRelay`` frames, rewrites and meters every event; this module only
-forwards its bytes and decides how the stream ends:
+The native relay (``OpenAIStreamRelay``, or ``AnthropicStreamRelay`` / ``GeminiStreamRelay``
+which translate into OpenAI chunks; chosen by ``UpstreamStream.wire``) frames, rewrites and
+meters every event; this module only forwards its bytes and decides how the stream ends:
 
 - ``[DONE]`` seen, or a clean end after a ``finish_reason``: one final chunk with
   ``choices: []``, ``usage`` and ``routing_metadata``, then ``data: [DONE]``;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import msgspec
 
@@ -28,8 +30,42 @@ _decoder = msgspec.json.Decoder()
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request"
 
 
+class Relay(Protocol):
+    """What every native stream relay offers (see ``_router_core.pyi``)."""
+
+    def feed(self, data: bytes, /) -> bytes: ...
+    def finish(self) -> bytes: ...
+    @property
+    def done(self) -> bool: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def chunk_id(self) -> str | None: ...
+    @property
+    def created(self) -> int | None: ...
+    @property
+    def usage(self) -> tuple[int, int, int, int] | None: ...
+    @property
+    def content_chars(self) -> int: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+
+
+def new_relay(outcome: Outcome, upstream: UpstreamStream) -> Relay:
+    """The native relay for the upstream's wire format; translated chunks carry the id
+    ``chatcmpl-<request id>``."""
+    if upstream.wire == "openai":
+        return core.OpenAIStreamRelay(model=outcome.model_served)
+    chunk_id, created = f"chatcmpl-{outcome.request_id}", int(time.time())
+    if upstream.wire == "anthropic":
+        return core.AnthropicStreamRelay(
+            model=outcome.model_served, chunk_id=chunk_id, created=created
+        )
+    return core.GeminiStreamRelay(model=outcome.model_served, chunk_id=chunk_id, created=created)
+
+
 async def relay_stream(outcome: Outcome, upstream: UpstreamStream) -> AsyncIterator[bytes]:
-    relay = core.OpenAIStreamRelay(model=outcome.model_served)
+    relay = new_relay(outcome, upstream)
     try:
         async for out in _relay(outcome, upstream, relay):
             yield out
@@ -39,9 +75,7 @@ async def relay_stream(outcome: Outcome, upstream: UpstreamStream) -> AsyncItera
             outcome.record(status=CLIENT_CLOSED)
 
 
-async def _relay(
-    outcome: Outcome, upstream: UpstreamStream, relay: core.OpenAIStreamRelay
-) -> AsyncIterator[bytes]:
+async def _relay(outcome: Outcome, upstream: UpstreamStream, relay: Relay) -> AsyncIterator[bytes]:
     deployment = outcome.deployment
     assert deployment is not None
     health = outcome.ctx.health
@@ -83,7 +117,7 @@ async def _relay(
     yield b"data: " + _encoder.encode(_final_chunk(outcome, relay)) + b"\n\ndata: [DONE]\n\n"
 
 
-def _stream_failure(provider: str, relay: core.OpenAIStreamRelay) -> GatewayError | None:
+def _stream_failure(provider: str, relay: Relay) -> GatewayError | None:
     if relay.error is not None:
         message = "the provider reported an error mid-stream"
         try:
@@ -99,7 +133,7 @@ def _stream_failure(provider: str, relay: core.OpenAIStreamRelay) -> GatewayErro
     return None
 
 
-def _settle_usage(outcome: Outcome, relay: core.OpenAIStreamRelay) -> None:
+def _settle_usage(outcome: Outcome, relay: Relay) -> None:
     reported = relay.usage
     if reported is not None:
         prompt, completion, cached, reasoning = reported
@@ -113,7 +147,7 @@ def _settle_usage(outcome: Outcome, relay: core.OpenAIStreamRelay) -> None:
     outcome.usage_estimated = True
 
 
-def _final_chunk(outcome: Outcome, relay: core.OpenAIStreamRelay) -> dict[str, object]:
+def _final_chunk(outcome: Outcome, relay: Relay) -> dict[str, object]:
     usage = outcome.usage or Usage()
     deployment = outcome.deployment
     assert deployment is not None

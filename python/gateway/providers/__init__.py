@@ -6,11 +6,13 @@ import os
 from collections.abc import Mapping
 
 from gateway.catalog import Catalog
-from gateway.providers.base import AttemptFailure, Provider, UpstreamStream
+from gateway.providers.anthropic import AnthropicProvider
+from gateway.providers.base import AttemptFailure, Provider, UpstreamStream, Wire
+from gateway.providers.gemini import GeminiProvider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai import OpenAIProvider
 
-__all__ = ["AttemptFailure", "Provider", "ProviderPool", "UpstreamStream"]
+__all__ = ["AttemptFailure", "Provider", "ProviderPool", "UpstreamStream", "Wire"]
 
 
 class ProviderPool:
@@ -33,9 +35,13 @@ class ProviderPool:
         config = self._catalog.providers[index]
         if config.format == "mock":
             return MockProvider()
+        key = self._env.get(config.api_key_env, "") if config.api_key_env else ""
         if config.format == "openai":
-            key = self._env.get(config.api_key_env, "") if config.api_key_env else ""
             return OpenAIProvider(config, key.strip() or None)
+        if config.format == "anthropic":
+            return AnthropicProvider(config, key.strip() or None)
+        if config.format == "gemini":
+            return GeminiProvider(config, key.strip() or None)
         raise AttemptFailure(
             "client_error", f"the {config.format} wire format is not supported yet"
         )

@@ -23,6 +23,7 @@ FailureKind = Literal[
     "client_error",
     "stream_error",
 ]
+Wire = Literal["openai", "anthropic", "gemini"]
 RETRYABLE: frozenset[str] = frozenset({"rate_limited", "server_error", "timeout", "connect_error"})
 
 
@@ -45,11 +46,15 @@ class AttemptFailure(Exception):
 
 @dataclass
 class UpstreamStream:
-    """An upstream stream that has produced its first bytes (nothing sent to the client yet)."""
+    """An upstream stream that has produced its first bytes (nothing sent to the client yet).
+
+    ``wire`` names the stream's event format, which picks the native relay that turns it into
+    OpenAI chunks (``api/streaming.py``)."""
 
     first: bytes
     rest: AsyncIterator[bytes]
     close: Callable[[], Awaitable[None]] = field(repr=False)
+    wire: Wire = "openai"
 
 
 class Provider(Protocol):

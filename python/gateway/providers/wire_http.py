@@ -1,0 +1,172 @@
+"""Thin aiohttp I/O shared by the non-OpenAI wire formats (Anthropic, Gemini).
+
+Same habits as ``openai.py``: one keep-alive session per provider, created inside the serving
+event loop; connect and first byte within ``first_byte``, a whole answer within ``total``, at
+most ``stall`` between two stream reads; every client-library exception becomes an
+``AttemptFailure``. Error bodies are read as ``{"error": {"message", "type"?, "status"?}}``
+(OpenAI, Anthropic's ``{"type": "error", "error": {…}}`` and Google's shapes all fit), and
+the provider key is redacted from any message kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from gateway.config import ProviderConfig
+from gateway.providers.base import AttemptFailure, FailureKind, UpstreamStream, Wire
+from gateway.providers.openai import classify_status
+
+_encoder = msgspec.json.Encoder()
+_MAX_MESSAGE = 500
+# Error types that mean "the provider is overloaded or broken", whatever the status says.
+_SERVER_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "UNAVAILABLE", "INTERNAL"})
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _transport_failure(exc: BaseException, what: str) -> AttemptFailure:
+    if isinstance(exc, asyncio.TimeoutError):
+        return AttemptFailure("timeout", what)
+    return AttemptFailure("connect_error", f"connection failed: {type(exc).__name__}")
+
+
+class WireClient:
+    """POSTs JSON to one provider and maps every outcome to a body or an ``AttemptFailure``."""
+
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, headers: Mapping[str, str]
+    ) -> None:
+        self.config = config
+        self._api_key = api_key
+        self._headers = {
+            "content-type": "application/json",
+            "accept-encoding": "identity",
+            **config.headers,
+            **headers,
+        }
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
+                auto_decompress=True,
+            )
+        return self._session
+
+    def redact(self, text: str) -> str:
+        text = text[:_MAX_MESSAGE]
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def failure(self, status: int, retry_after: str | None, body: bytes) -> AttemptFailure:
+        message = f"upstream answered HTTP {status}"
+        kind: FailureKind = classify_status(status)
+        try:
+            detail = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            detail = None
+        error = detail.get("error") if isinstance(detail, dict) else None
+        if isinstance(error, dict):
+            if error.get("message"):
+                message = str(error["message"])
+            error_type = error.get("type") or error.get("status")
+            if error_type in _SERVER_ERROR_TYPES and kind == "client_error":
+                kind = "server_error"
+            if kind == "bad_request" and _invalid_key(error):
+                kind = "auth_error"
+        elif isinstance(error, str):
+            message = error
+        if status == 529:  # Anthropic: overloaded
+            kind = "server_error"
+        return AttemptFailure(
+            kind, self.redact(message), status=status, retry_after=_retry_after(retry_after)
+        )
+
+    async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        timeouts = self.config.timeout_s
+        timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.first_byte)
+        try:
+            async with self.session.post(
+                url, data=_encoder.encode(body), headers=self._headers, timeout=timeout
+            ) as response:
+                raw = await response.read()
+                status, retry_after = response.status, response.headers.get("retry-after")
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_failure(exc, f"no answer within {timeouts.total:g} s") from None
+        if status != 200:
+            raise self.failure(status, retry_after, raw)
+        try:
+            answer = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise AttemptFailure("server_error", "upstream sent a body that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise AttemptFailure("server_error", "upstream sent a body that is not an object")
+        return answer
+
+    async def _open(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
+        timeouts = self.config.timeout_s
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.first_byte, sock_read=timeouts.stall
+        )
+        response = await self.session.post(
+            url, data=_encoder.encode(body), headers=self._headers, timeout=timeout
+        )
+        try:
+            if response.status != 200:
+                raw = await response.read()
+                raise self.failure(response.status, response.headers.get("retry-after"), raw)
+            first = await response.content.readany()
+            if not first:
+                raise AttemptFailure("server_error", "upstream closed the stream empty")
+        except BaseException:
+            response.close()
+            raise
+
+        async def close() -> None:
+            response.release()
+
+        return UpstreamStream(first=first, rest=self._rest(response), close=close, wire=wire)
+
+    async def _rest(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        stall = self.config.timeout_s.stall
+        try:
+            while chunk := await response.content.readany():
+                yield chunk
+        except asyncio.TimeoutError:
+            raise AttemptFailure("timeout", f"the stream stalled for {stall:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise AttemptFailure(
+                "stream_error", f"the stream was cut ({type(exc).__name__})"
+            ) from None
+
+    async def open_stream(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
+        first_byte = self.config.timeout_s.first_byte
+        try:
+            return await asyncio.wait_for(self._open(url, body, wire), first_byte)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_failure(exc, f"no first byte within {first_byte:g} s") from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _invalid_key(error: dict[str, Any]) -> bool:
+    """Google answers a bad key with 400 INVALID_ARGUMENT and reason API_KEY_INVALID."""
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("reason") == "API_KEY_INVALID":
+            return True
+    return "API key not valid" in str(error.get("message", ""))
