@@ -18,7 +18,16 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.api import chat, health, management, models, routing_admin, usage
+from gateway.api import (
+    chat,
+    embeddings,
+    health,
+    management,
+    messages,
+    models,
+    routing_admin,
+    usage,
+)
 from gateway.context import Context
 from gateway.errors import (
     GatewayError,
@@ -40,6 +49,8 @@ Handler = Callable[[Context, Request], Awaitable[Response | StreamResponse]]
 
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/chat/completions"): chat.chat_completions,
+    ("POST", "/v1/messages"): messages.messages,
+    ("POST", "/v1/embeddings"): embeddings.embeddings,
     ("GET", "/v1/models"): models.list_models,
     ("GET", "/v1/usage"): usage.get_usage,
     ("GET", "/v1/workspaces"): management.list_workspaces,

@@ -143,3 +143,81 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest("Request body must be a JSON object.")
     return value
+
+
+class Thinking(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``extensions.thinking`` (SPEC §2): translated per provider wire format."""
+
+    enabled: bool = False
+    budget_tokens: PositiveInt = 8000
+
+
+# --- POST /v1/messages (SPEC §5) --------------------------------------------------------
+
+AnthropicRole = Literal["user", "assistant"]
+
+
+class AnthropicMessage(msgspec.Struct, kw_only=True):
+    role: AnthropicRole
+    content: str | list[dict[str, Any]]
+
+
+class AnthropicTool(msgspec.Struct, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    description: str | None = None
+    input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    type: str | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+class AnthropicToolChoice(msgspec.Struct, kw_only=True):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class AnthropicThinking(msgspec.Struct, kw_only=True):
+    """``enabled`` (and newer variants such as ``adaptive``) turn thinking on."""
+
+    type: str
+    budget_tokens: PositiveInt | None = None
+
+
+class AnthropicRequest(msgspec.Struct, kw_only=True):
+    """The Anthropic Messages body plus the gateway's extensions."""
+
+    max_tokens: PositiveInt
+    messages: Annotated[list[AnthropicMessage], msgspec.Meta(min_length=1)]
+    model: str | None = None
+    models: ModelList | None = None
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[AnthropicTool] | None = None
+    tool_choice: AnthropicToolChoice | None = None
+    stop_sequences: list[str] | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    top_p: Fraction | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    thinking: AnthropicThinking | None = None
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+    routing: RoutingOptions | None = None
+    extensions: dict[str, Any] | None = None
+    gateway_metadata: GatewayMetadata | None = None
+
+
+# --- POST /v1/embeddings --------------------------------------------------------------
+
+
+class EmbeddingRequest(msgspec.Struct, kw_only=True):
+    """The OpenAI embeddings body plus the gateway's extensions; ``input`` is checked by
+    the handler (a string, a list of strings, a token array or a list of token arrays)."""
+
+    input: str | list[Any]
+    model: str | None = None
+    models: ModelList | None = None
+    dimensions: PositiveInt | None = None
+    encoding_format: Literal["float", "base64"] | None = None
+    user: str | None = None
+    routing: RoutingOptions | None = None
+    extensions: dict[str, Any] | None = None
+    gateway_metadata: GatewayMetadata | None = None

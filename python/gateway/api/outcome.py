@@ -20,7 +20,7 @@ from gateway.dispatch import Attempt
 from gateway.errors import GatewayError
 from gateway.metering import Usage, cost_usd, saved_pct
 from gateway.routing.planner import RoutePlan
-from gateway.schemas import ChatRequest
+from gateway.schemas import ChatRequest, GatewayMetadata
 from gateway.store.records import ApiKey, UsageRecord
 
 _encoder = msgspec.json.Encoder()
@@ -43,6 +43,10 @@ class Outcome:
     usage_estimated: bool = False
     ttft_ms: float | None = None
     recorded: bool = False
+    warnings: list[str] = field(default_factory=list)
+    """Options ignored for the served deployment (added to the plan's routing warnings)."""
+    gateway_metadata: GatewayMetadata | None = None
+    """For requests without a ``ChatRequest`` (embeddings)."""
 
     @property
     def model_served(self) -> str:
@@ -96,8 +100,9 @@ class Outcome:
             meta["usage_estimated"] = True
         if len(self.chain) > 1:
             meta["fallback_chain"] = [dataclasses.asdict(a) for a in self.chain]
-        if plan.warnings:
-            meta["warnings"] = list(plan.warnings)
+        warnings = [*plan.warnings, *self.warnings]
+        if warnings:
+            meta["warnings"] = warnings
         return meta
 
     def headers(self, *, streaming: bool) -> dict[str, str]:
@@ -133,7 +138,7 @@ class Outcome:
         usage = self.usage or Usage()
         actual, baseline = self.costs()
         deployment, plan, chat = self.deployment, self.plan, self.chat
-        metadata = chat.gateway_metadata if chat is not None else None
+        metadata = chat.gateway_metadata if chat is not None else self.gateway_metadata
         test_key = self.key.mode == "test"  # free traffic: neither spend nor savings
         self.ctx.usage.submit(
             UsageRecord(

@@ -7,17 +7,34 @@ live traffic without touching a network.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from gateway.catalog import Deployment
 from gateway.providers.base import UpstreamStream
 
 _encoder = msgspec.json.Encoder()
+
+
+DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
+FALLBACK_DIMENSIONS = 1024
+
+
+def mock_vector(model: str, item: object, dimensions: int) -> npt.NDArray[np.float32]:
+    """A deterministic unit vector for ``item`` (text or token array) under ``model``."""
+    digest = hashlib.sha256(model.encode() + b"\0" + _encoder.encode(item)).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    vector = rng.standard_normal(dimensions)
+    norm = float(np.linalg.norm(vector)) or 1.0
+    return np.asarray(vector / norm, dtype=np.float32)
 
 
 def mock_text(model: str) -> str:
@@ -55,6 +72,33 @@ class MockProvider:
             "usage": _usage(payload, len(text.split())),
         }
 
+    async def embed(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deterministic vectors of the model's dimension (or ``dimensions``), in input order;
+        ``prompt_tokens`` is ~4 characters (or one array entry) a token."""
+        model = deployment.model.id
+        raw = payload.get("input")
+        items: list[Any] = raw if isinstance(raw, list) and not _is_tokens(raw) else [raw]
+        dims = payload.get("dimensions")
+        size = dims if isinstance(dims, int) else DEFAULT_DIMENSIONS.get(model, FALLBACK_DIMENSIONS)
+        as_base64 = payload.get("encoding_format") == "base64"
+        data = []
+        tokens = 0
+        for index, item in enumerate(items):
+            vector = mock_vector(model, item, size)
+            tokens += len(item) if isinstance(item, list) else max(1, len(str(item)) // 4)
+            embedding: Any = (
+                base64.b64encode(vector.astype("<f4").tobytes()).decode()
+                if as_base64
+                else vector.tolist()
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
     async def stream(self, deployment: Deployment, payload: dict[str, Any]) -> UpstreamStream:
         events = list(self._events(deployment, payload))
         return UpstreamStream(first=events[0], rest=_iterate(events[1:]), close=_nothing)
@@ -78,6 +122,11 @@ class MockProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _is_tokens(value: list[Any]) -> bool:
+    """A single token array (a list of ints), as opposed to a list of inputs."""
+    return bool(value) and all(isinstance(v, int) for v in value)
 
 
 async def _iterate(items: list[bytes]) -> AsyncIterator[bytes]:

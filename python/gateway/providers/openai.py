@@ -61,7 +61,9 @@ class OpenAIProvider:
     def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
         self.config = config
         self._api_key = api_key
-        self._url = (config.base_url or "").rstrip("/") + "/chat/completions"
+        base = (config.base_url or "").rstrip("/")
+        self._url = base + "/chat/completions"
+        self._embeddings_url = base + "/embeddings"
         self._headers = {
             "content-type": "application/json",
             "accept-encoding": "identity",
@@ -105,11 +107,25 @@ class OpenAIProvider:
         )
 
     async def complete(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
+        answer = await self._post_json(self._url, payload)
+        if not isinstance(answer.get("choices"), list):
+            raise AttemptFailure("server_error", "upstream sent no chat completion")
+        return answer
+
+    async def embed(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST /embeddings; the OpenAI ``list`` of ``embedding`` objects, as sent."""
+        answer = await self._post_json(self._embeddings_url, payload)
+        if not isinstance(answer.get("data"), list):
+            raise AttemptFailure("server_error", "upstream sent no embeddings")
+        return answer
+
+    async def _post_json(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One non-streaming call within ``total``: the decoded JSON object or a failure."""
         timeouts = self.config.timeout_s
         timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.first_byte)
         try:
             async with self.session.post(
-                self._url, data=_encoder.encode(payload), headers=self._headers, timeout=timeout
+                url, data=_encoder.encode(payload), headers=self._headers, timeout=timeout
             ) as response:
                 body = await response.read()
                 status, retry_after = response.status, response.headers.get("retry-after")
@@ -121,8 +137,8 @@ class OpenAIProvider:
             answer = msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise AttemptFailure("server_error", "upstream sent a body that is not JSON") from None
-        if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
-            raise AttemptFailure("server_error", "upstream sent no chat completion")
+        if not isinstance(answer, dict):
+            raise AttemptFailure("server_error", "upstream sent a body that is not an object")
         return answer
 
     async def _open(self, payload: dict[str, Any]) -> UpstreamStream:
