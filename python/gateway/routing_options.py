@@ -57,8 +57,14 @@ ROUTING_FIELDS: tuple[str, ...] = RoutingOptions.__struct_fields__
 
 
 def merge(lower: RoutingOptions, higher: RoutingOptions) -> RoutingOptions:
-    """Overlay ``higher`` on ``lower``: each field set in ``higher`` wins."""
-    changes = {
+    """Overlay ``higher`` on ``lower``: each field set in ``higher`` wins.
+
+    The strategy is one choice, not two fields: a layer that names ``optimize`` without
+    ``weights`` also drops the custom weights of the layers below it.
+    """
+    changes: dict[str, object] = {
         name: getattr(higher, name) for name in ROUTING_FIELDS if getattr(higher, name) is not None
     }
+    if higher.optimize is not None and higher.weights is None and lower.weights is not None:
+        changes["weights"] = None
     return msgspec.structs.replace(lower, **changes) if changes else lower

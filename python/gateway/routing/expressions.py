@@ -28,7 +28,10 @@ def resolve_model(catalog: Catalog, expression: str) -> ModelExpression:
     word = expression.strip()
     lowered = word.lower()
     if lowered in POLICY_WORDS:
-        return ModelExpression(None, optimize=POLICY_WORDS[lowered], word=lowered)
+        # ``auto`` defers to the configured strategy (balanced when none is set); the other
+        # words choose one, like a suffix does
+        optimize = None if lowered == "auto" else POLICY_WORDS[lowered]
+        return ModelExpression(None, optimize=optimize, word=lowered)
     optimize = None
     if word.count(":") == 1:
         base, suffix = word.split(":")

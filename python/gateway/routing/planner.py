@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway import _router_core as core
 from gateway.catalog import Deployment
@@ -43,6 +44,22 @@ def capabilities_of(bits: int) -> frozenset[Capability]:
     return names
 
 
+class PromptFacts(Protocol):
+    """What routing reads of a request: ``core.Analysis`` for chat, or an embeddings
+    handler's own count."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def max_output_tokens(self) -> int | None: ...
+    @property
+    def required_capabilities(self) -> int: ...
+    @property
+    def task(self) -> int: ...
+    @property
+    def difficulty(self) -> float: ...
+
+
 @dataclass
 class RoutePlan:
     """What dispatch needs: the ranked deployments and the facts for routing_metadata."""
@@ -70,7 +87,7 @@ class Router:
         self,
         *,
         expressions: list[str],
-        analysis: core.Analysis,
+        analysis: PromptFacts,
         key: ApiKey,
         layers: list[tuple[str | None, RoutingOptions]],
         request_options: RoutingOptions | None,
@@ -99,12 +116,15 @@ class Router:
             allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
             data_policy_floor=data_policy_floor,  # type: ignore[arg-type]
         )
+        merged = merge(defaults, routing)
+        attempts = merged.max_fallback_attempts if merged.max_fallback_attempts is not None else 3
+        allow_fallbacks = merged.allow_fallbacks is not False
         if self.health is not None:
             self.health.refresh()
-        decision = self.table.route(query)
+        # dispatch never tries more than this; circuit-open rows are already filtered out
+        decision = self.table.route(query, limit=1 + (attempts if allow_fallbacks else 0))
         if not len(decision):
             _raise_empty(decision)
-        merged = merge(defaults, routing)
         return RoutePlan(
             deployments=decision.deployments(),
             strategy=decision.strategy,
@@ -112,10 +132,8 @@ class Router:
             candidates_total=decision.candidates_total,
             candidates_viable=decision.candidates_viable,
             decision_ms=(time.perf_counter() - begin) * 1000.0,
-            allow_fallbacks=merged.allow_fallbacks is not False,
-            max_fallback_attempts=(
-                merged.max_fallback_attempts if merged.max_fallback_attempts is not None else 3
-            ),
+            allow_fallbacks=allow_fallbacks,
+            max_fallback_attempts=attempts,
             prompt_tokens=analysis.prompt_tokens,
             warnings=list(decision.warnings),
         )

@@ -33,31 +33,36 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A compiled query minus its token counts: cached, then completed per call."""
+    """A compiled query shape: its ``RouteRequest`` per model group, built once and cached;
+    each call passes the request's token counts to the core alongside it."""
 
-    settings: dict[str, Any]  # RouteRequest keywords shared by every group
-    group_masks: list[npt.NDArray[np.bool_]]
-    union_mask: npt.NDArray[np.bool_]
-    floor: float | None  # hard quality floor, or the soft one for ``auto``
-    soft: bool  # the floor is ``auto``'s: drop it rather than answer nothing
+    requests: list[core.RouteRequest]  # one per model group, with the quality floor
+    relaxed: list[core.RouteRequest] | None  # the same without ``auto``'s soft floor
+    group_masks: list[npt.NDArray[np.bool_]]  # models of each group
     strategy: str
     weights: tuple[float, float, float, float, float]
     warnings: list[str]
 
-    def request(
-        self, query: RouteQuery, model_mask: npt.NDArray[np.bool_], *, relaxed: bool = False
-    ) -> core.RouteRequest:
-        """Complete the template with the query's token counts (``relaxed``: no floor)."""
-        return core.RouteRequest(
-            **self.settings,
-            model_mask=model_mask,
-            prompt_tokens=query.prompt_tokens,
-            max_output_tokens=query.max_output_tokens,
-            expected_output_tokens=(
-                query.expected_output_tokens or query.max_output_tokens or DEFAULT_EXPECTED_OUTPUT
-            ),
-            quality_floor=None if relaxed else self.floor,
-        )
+
+def _route(
+    table: core.CandidateTable,
+    request: core.RouteRequest,
+    query: RouteQuery,
+    *,
+    limit: int | None,
+    explain: bool = False,
+) -> core.RouteResult:
+    """One core call: a cached ``RouteRequest`` plus this request's token counts."""
+    return table.route(
+        request,
+        prompt_tokens=query.prompt_tokens,
+        max_output_tokens=query.max_output_tokens,
+        expected_output_tokens=(
+            query.expected_output_tokens or query.max_output_tokens or DEFAULT_EXPECTED_OUTPUT
+        ),
+        limit=limit,
+        explain=explain,
+    )
 
 
 def _mask(size: int, allowed: set[int]) -> npt.NDArray[np.bool_]:
@@ -79,7 +84,11 @@ class RoutingTable:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._chat_models = {i for i, m in enumerate(catalog.models) if m.kind == "chat"}
+        self._embedding_models = {i for i, m in enumerate(catalog.models) if m.kind == "embedding"}
         self._cache: dict[tuple[object, ...], Template] = {}
+        self._row_model = np.array(
+            [catalog.model_index[d.model.id] for d in catalog.deployments], dtype=np.intp
+        )
 
     @classmethod
     def from_config(
@@ -100,15 +109,18 @@ class RoutingTable:
             catalog.usable_providers[:] = True
         return cls(catalog)
 
-    def route(self, query: RouteQuery, *, explain: bool = False) -> Decision:
-        """Enumerate, filter and score; ``explain`` adds each dropped row's reason."""
+    def route(
+        self, query: RouteQuery, *, explain: bool = False, limit: int | None = None
+    ) -> Decision:
+        """Enumerate, filter and score; ``explain`` adds each dropped row's reason, and
+        ``limit`` ranks only the best ``limit`` rows (counts still cover every viable row)."""
         template = self._template(query)
-        if explain or len(template.group_masks) > 1:
-            return self._route_groups(template, query, explain)
-        route = self.catalog.table.route
-        result = route(template.request(query, template.group_masks[0]))
-        if template.soft and result.emptied_by == "quality_floor":
-            result = route(template.request(query, template.union_mask, relaxed=True))
+        if explain or len(template.requests) > 1:
+            return self._route_groups(template, query, explain, limit)
+        table = self.catalog.table
+        result = _route(table, template.requests[0], query, limit=limit)
+        if template.relaxed is not None and result.emptied_by == "quality_floor":
+            result = _route(table, template.relaxed[0], query, limit=limit)
         return Decision(
             self.catalog,
             template.strategy,
@@ -123,23 +135,33 @@ class RoutingTable:
             None,
         )
 
-    def _route_groups(self, template: Template, query: RouteQuery, explain: bool) -> Decision:
+    def _route_groups(
+        self, template: Template, query: RouteQuery, explain: bool, limit: int | None
+    ) -> Decision:
         """``models`` in fallback mode (one pass per model, in order) and ``explain``."""
-        route = self.catalog.table.route
+        table = self.catalog.table
         results = [
-            route(template.request(query, mask), explain=explain) for mask in template.group_masks
+            _route(table, request, query, limit=limit, explain=explain)
+            for request in template.requests
         ]
-        if template.soft and all(r.emptied_by == "quality_floor" for r in results):
-            relaxed = template.request(query, template.union_mask, relaxed=True)
-            results = [route(relaxed, explain=explain)]
+        relax = template.relaxed is not None and not any(len(r.ranked) for r in results)
+        if relax and any(r.emptied_by == "quality_floor" for r in results):
+            assert template.relaxed is not None
+            results = [
+                _route(table, request, query, limit=limit, explain=explain)
+                for request in template.relaxed
+            ]
         ranked = np.concatenate([r.ranked for r in results])
         scores = np.concatenate([r.scores for r in results])
+        if limit is not None:
+            ranked, scores = ranked[:limit], scores[:limit]
         rejected_by = None
-        if explain:  # a row's real reason comes from the group that holds its model
-            rejected_by = np.maximum.reduce(
-                [r.rejected_by for r in results if r.rejected_by is not None]
-            )
-            rejected_by[ranked] = -1
+        if explain:  # each row's reason comes from the group that holds its model
+            rejected_by = np.zeros(len(self.catalog.deployments), dtype=np.int8)  # "model"
+            for mask, result in zip(template.group_masks, results, strict=True):
+                assert result.rejected_by is not None
+                owned = mask[self._row_model]
+                rejected_by[owned] = result.rejected_by[owned]
         first_empty = next((r for r in results if r.emptied_by is not None), results[0])
         return Decision(
             self.catalog,
@@ -226,12 +248,19 @@ class RoutingTable:
             "cheapest": cheapest,
         }
         models = len(catalog.models)
+        floor_value = options.quality_floor if soft_floor is None else soft_floor
+        masks = [_mask(models, g) for g in groups]
         return Template(
-            settings=settings,
-            group_masks=[_mask(models, g) for g in groups],
-            union_mask=_mask(models, set().union(*groups)),
-            floor=options.quality_floor if soft_floor is None else soft_floor,
-            soft=soft_floor is not None,
+            requests=[
+                core.RouteRequest(**settings, model_mask=m, quality_floor=floor_value)
+                for m in masks
+            ],
+            relaxed=(
+                [core.RouteRequest(**settings, model_mask=m, quality_floor=None) for m in masks]
+                if soft_floor is not None
+                else None
+            ),
+            group_masks=masks,
             strategy=strategy,
             weights=weights,
             warnings=warnings,
@@ -247,8 +276,9 @@ class RoutingTable:
             }
         groups: list[set[int]] = []
         for expression in parsed:
-            if expression.models is None:
-                models = set(self._chat_models)
+            if expression.models is None:  # a policy word: every model of the request's kind
+                embedding = "embeddings" in query.capabilities
+                models = set(self._embedding_models if embedding else self._chat_models)
             else:
                 models = set(expression.models)
                 if allowed is not None and not models <= allowed:
@@ -258,7 +288,14 @@ class RoutingTable:
                         param="model",
                     )
             groups.append(models & allowed if allowed is not None else models)
-        return groups if fallback_mode else [set().union(*groups)]
+        if not fallback_mode:
+            return [set().union(*groups)]
+        seen: set[int] = set()
+        disjoint = []
+        for models in groups:  # a model listed twice is tried once, at its first place
+            disjoint.append(models - seen)
+            seen |= models
+        return disjoint
 
     def _provider_mask(
         self, options: RoutingOptions, query: RouteQuery, parsed: list[ModelExpression]
