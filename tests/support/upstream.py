@@ -12,6 +12,9 @@ then a default. Behaviours:
 - ``Close``: close the connection without answering.
 - ``CutStream``: send the first ``after_chunks`` SSE chunks of a stream, then drop the
   connection (no terminating chunk, no ``[DONE]``).
+- ``ScriptedStream``: a 200 event stream written exactly as scripted (raw SSE bytes and
+  ``Pause`` steps), ending cleanly, cut, or hanging (for malformed chunks, stalls, a slow
+  first token, streams without ``[DONE]``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_TEXT = "Hello from the upstream. The answer is 42."
 DEFAULT_PROMPT_TOKENS = 12
@@ -74,7 +77,27 @@ class CutStream:
     reply: Reply = field(default_factory=Reply)
 
 
-Behaviour = Reply | Status | Delay | Hang | Close | CutStream
+@dataclass(frozen=True)
+class Pause:
+    """A ``ScriptedStream`` step: send nothing for ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ScriptedStream:
+    """A 200 ``text/event-stream`` answer, headers first, then each step in order: ``bytes``
+    are written as they are (one HTTP chunk each, so malformed events go out verbatim) and
+    ``Pause`` sleeps. Then ``end``: ``"eof"`` ends the chunked body cleanly (whether or not
+    the steps held ``[DONE]``), ``"cut"`` drops the connection (RST), ``"hang"`` sends
+    nothing more for ``hang_s`` seconds and then drops it."""
+
+    steps: tuple[bytes | Pause, ...]
+    end: Literal["eof", "cut", "hang"] = "eof"
+    hang_s: float = 5.0
+
+
+Behaviour = Reply | Status | Delay | Hang | Close | CutStream | ScriptedStream
 
 
 @dataclass
@@ -255,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(behaviour.status, body, behaviour.headers)
         elif isinstance(behaviour, CutStream):
             self._stream(request, behaviour.reply, cut_after=behaviour.after_chunks)
+        elif isinstance(behaviour, ScriptedStream):
+            self._scripted(behaviour)
         else:
             wants_stream = isinstance(request, dict) and request.get("stream") is True
             if wants_stream:
@@ -296,6 +321,30 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(reply.chunk_delay_s)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _scripted(self, script: ScriptedStream) -> None:
+        stop = self.server.owner._stop
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        for step in script.steps:
+            if isinstance(step, Pause):
+                if stop.wait(step.seconds):
+                    self._drop()
+                    return
+                continue
+            self.wfile.write(f"{len(step):x}\r\n".encode() + step + b"\r\n")
+            self.wfile.flush()
+        if script.end == "eof":
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return
+        if script.end == "hang":
+            stop.wait(script.hang_s)
+        self._drop()
 
     def _drop(self) -> None:
         """Close the connection abruptly (RST), without any further bytes."""
