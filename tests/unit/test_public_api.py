@@ -13,9 +13,10 @@ def test_every_exported_name_exists_and_nothing_public_is_missing() -> None:
     exported = set(gateway.routing.__all__)
     assert all(hasattr(gateway.routing, name) for name in exported)
     public = {
-        name for name in vars(gateway.routing)
-        if not name.startswith("_") and name not in {"decision", "expressions", "planner",
-                                                     "presets", "table"}
+        name
+        for name in vars(gateway.routing)
+        if not name.startswith("_")
+        and name not in {"decision", "expressions", "planner", "presets", "table"}
     }
     assert public == exported
 
