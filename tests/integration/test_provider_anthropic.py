@@ -372,3 +372,72 @@ def test_stream_tool_calls_reassembled(gw, anthropic_up, admin_key):
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
     assert finishes == ["tool_calls"]
+
+
+# --- the anthropic SDK through /v1/messages to this Anthropic-format upstream ---------
+
+
+def _anthropic_sdk(gw: GatewayProcess, key: str) -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(base_url=gw.base_url, api_key=key, max_retries=0, timeout=20)
+
+
+def test_messages_sdk_plain_text_and_usage(gw, anthropic_up, admin_key):
+    text = "Anthropic in, Anthropic out, through the router."
+    anthropic_up.set_default(
+        AnthropicReply(text=text, input_tokens=30, cache_read=6, output_tokens=9)
+    )
+    message = _anthropic_sdk(gw, admin_key).messages.create(
+        model="claude-sonnet-4",
+        max_tokens=256,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "hello"}],
+    )
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == text
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == 9
+    assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) == 36
+    sent = _sent(anthropic_up)
+    assert sent["model"] == SONNET_UP
+    assert sent["max_tokens"] == 256
+    assert sent["system"][0]["text"] == "Be brief."
+
+
+def test_messages_sdk_streams_tool_use_reassembled(gw, anthropic_up, admin_key):
+    anthropic_up.set_default(
+        AnthropicReply(
+            text="Checking.",
+            tools=(ToolUse("toolu_09", "get_weather", {"city": "Oslo", "unit": "C"}),),
+            stop_reason="tool_use",
+            input_tokens=21,
+            output_tokens=17,
+        )
+    )
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
+    with _anthropic_sdk(gw, admin_key).messages.stream(
+        model="claude-sonnet-4",
+        max_tokens=512,
+        tools=tools,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    kinds = [block.type for block in final.content]
+    assert kinds == ["text", "tool_use"]
+    assert final.content[0].text == "Checking."
+    tool = final.content[1]
+    assert (tool.id, tool.name, tool.input) == (
+        "toolu_09",
+        "get_weather",
+        {"city": "Oslo", "unit": "C"},
+    )
+    assert final.stop_reason == "tool_use"
+    assert final.usage.output_tokens == 17
+    assert _sent(anthropic_up)["stream"] is True
