@@ -550,8 +550,8 @@ def markdown(report: dict[str, Any]) -> str:
         )
         + ".",
         "",
-        "- `openai`: `OpenAIStreamRelay` (parse, rewrite `model`, re-encode, meter) against "
-        "`PyOpenAIRelay`.",
+        "- `openai`: `OpenAIStreamRelay` (parse, check the chunk shape, splice `model`, meter, "
+        "keep the completion text) against `PyOpenAIRelay`.",
         "- `anthropic`: `AnthropicStreamRelay` (parse, translate to OpenAI chunks, meter) "
         "against `PyAnthropicRelay`.",
         "- Outputs (as JSON) and extracted figures were checked equal on every stream first.",

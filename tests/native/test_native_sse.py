@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway._router_core import OpenAIStreamRelay, SseEvent, SseParser
+from gateway._router_core import OpenAIStreamRelay, SseEvent, SseParser, count_tokens
 
 NEWLINES = (b"\n", b"\r", b"\r\n")
 # Field values: anything without line breaks (NUL excluded so ids are always kept).
@@ -152,6 +152,7 @@ def relay_state(r: OpenAIStreamRelay) -> tuple[object, ...]:
         r.content_chars,
         r.finish_reason,
         r.malformed,
+        r.completion_truncated,
     )
 
 
@@ -208,3 +209,110 @@ def test_relay_keeps_upstream_bytes_except_model() -> None:
         b'data: {"model":"served-model","choices":[]}\n\n'
     )
     assert (r.chunks, r.content_chars, r.finish_reason) == (3, 5, "stop")
+
+
+# Values of the wrong type for each checked position of a chat.completion.chunk.
+NOT_TEXT = st.sampled_from([5, 1.5, True, [], {}, ["a"], {"a": "b"}])
+NOT_ARRAY = st.sampled_from([None, 5, "nope", {}, {"0": {}}, True])
+
+
+@st.composite
+def misshapen_chunks(draw: st.DrawFn) -> dict[str, object]:
+    """A chunk object the OpenAI SDK cannot handle: one position has the wrong type."""
+    delta: dict[str, object] = {"content": "x"}
+    choice: dict[str, object] = {"index": 0, "delta": delta, "finish_reason": None}
+    body: dict[str, object] = {"id": "chatcmpl-1", "object": "chat.completion.chunk"}
+    body["choices"] = [choice]
+    match draw(st.sampled_from(["choices", "choice", "delta", "text", "tools", "finish"])):
+        case "choices":
+            body["choices"] = draw(NOT_ARRAY)
+        case "choice":
+            body["choices"] = [choice, draw(st.sampled_from([None, 3, "c", [choice]]))]
+        case "delta":
+            choice["delta"] = draw(st.sampled_from([None, 5, "d", [delta]]))
+        case "text":
+            delta[draw(st.sampled_from(["content", "refusal", "reasoning_content"]))] = draw(
+                NOT_TEXT
+            )
+        case "tools":
+            delta["tool_calls"] = draw(
+                NOT_ARRAY.filter(lambda v: v is not None)
+                | st.sampled_from([[1], [{"function": {}}, "x"], [None]])
+            )
+        case _:
+            choice["finish_reason"] = draw(NOT_TEXT)
+    return body
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(max_size=8), min_size=1, max_size=4),
+    st.lists(misshapen_chunks(), min_size=1, max_size=3),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_misshapen_chunks_are_counted_and_not_forwarded(
+    contents: list[str], junk: list[dict[str, object]], cuts: list[int]
+) -> None:
+    parts = [chunk(c) for c in contents]
+    for i, body in enumerate(junk):
+        parts.insert(1 + i, b"data: " + json.dumps(body).encode() + b"\n\n")
+    data = b"".join(parts) + b"data: [DONE]\n\n"
+    out, r = relay(split(data, cuts))
+    clean_out, clean = relay([b"".join(chunk(c) for c in contents) + b"data: [DONE]\n\n"])
+    assert out == clean_out
+    assert r.malformed == len(junk)
+    assert (r.chunks, r.content_chars) == (clean.chunks, clean.content_chars)
+    assert r.completion_tokens(encoding="o200k_base") == clean.completion_tokens(
+        encoding="o200k_base"
+    )
+
+
+def test_well_shaped_nulls_are_forwarded() -> None:
+    nulls = {"content": None, "refusal": None, "reasoning_content": None, "tool_calls": None}
+    data = chunk("", choices=[{"index": 0, "delta": nulls, "finish_reason": None}])
+    data += chunk("", choices=[{"index": 0, "finish_reason": "stop"}])  # no delta
+    data += chunk("", choices=[])
+    out, r = relay([data])
+    assert (r.chunks, r.malformed, r.finish_reason) == (3, 0, "stop")
+    assert out.count(b"data: ") == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=16), st.none() | st.text(max_size=8), st.booleans()),
+        max_size=8,
+    ),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_completion_tokens_count_the_concatenated_deltas(
+    deltas: list[tuple[str, str | None, bool]], cuts: list[int]
+) -> None:
+    parts: list[bytes] = []
+    text = ""
+    for content, arguments, reasoning in deltas:
+        delta: dict[str, object] = {"reasoning_content" if reasoning else "content": content}
+        text += content
+        if arguments is not None:
+            delta["tool_calls"] = [{"index": 0, "function": {"arguments": arguments}}]
+            text += arguments
+        parts.append(chunk("", choices=[{"index": 0, "delta": delta, "finish_reason": None}]))
+    parts.append(chunk("", choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    _, r = relay(split(b"".join(parts) + b"data: [DONE]\n\n", cuts))
+    assert not r.completion_truncated
+    for encoding in ("o200k_base", "cl100k_base"):
+        assert r.completion_tokens(encoding=encoding) == count_tokens(text, encoding=encoding)
+    assert r.completion_tokens(encoding=None) == (len(text) + 3) // 4
+
+
+def test_completion_text_is_capped_at_4_mib() -> None:
+    piece = "word " * 1000  # 5,000 characters
+    reads = [chunk(piece) for _ in range(900)]  # 4.5 MB of content
+    _, r = relay(reads)
+    assert r.completion_truncated and r.content_chars == 900 * len(piece)
+    kept = (4 * 1024 * 1024) // len(piece) * piece + piece[: (4 * 1024 * 1024) % len(piece)]
+    rest = r.content_chars - len(kept)
+    assert (
+        r.completion_tokens(encoding="o200k_base")
+        == count_tokens(kept, encoding="o200k_base") + (rest + 3) // 4
+    )

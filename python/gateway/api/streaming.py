@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -133,16 +133,36 @@ def _stream_failure(provider: str, relay: Relay) -> GatewayError | None:
     return None
 
 
+# Exact encodings of the OpenAI model families (``ModelConfig.family``); others are estimated.
+_FAMILY_ENCODINGS: dict[str, Literal["o200k_base", "cl100k_base"]] = {
+    "gpt-4o": "o200k_base",
+    "gpt-4.1": "o200k_base",
+    "o-series": "o200k_base",
+    "gpt-5": "o200k_base",
+    "gpt-oss": "o200k_base",
+    "text-embedding-3": "cl100k_base",
+}
+
+
 def _settle_usage(outcome: Outcome, relay: Relay) -> None:
+    """The upstream's usage, or (marked ``usage_estimated``) the plan's prompt tokens and the
+    forwarded completion counted exactly for an OpenAI-family model on the OpenAI wire,
+    else estimated at about 4 characters per token."""
     reported = relay.usage
     if reported is not None:
         prompt, completion, cached, reasoning = reported
         outcome.usage = Usage(prompt, completion, cached, reasoning)
         return
     plan = outcome.plan
+    if isinstance(relay, core.OpenAIStreamRelay):
+        family = outcome.deployment.model.family if outcome.deployment else None
+        encoding = _FAMILY_ENCODINGS.get(family) if family else None
+        completion = relay.completion_tokens(encoding=encoding)
+    else:
+        completion = (relay.content_chars + 3) // 4
     outcome.usage = Usage(
         input_tokens=plan.prompt_tokens if plan else 0,
-        output_tokens=(relay.content_chars + 3) // 4,
+        output_tokens=completion,
     )
     outcome.usage_estimated = True
 

@@ -8,6 +8,14 @@
 //! ([`view`]) of just the metered members, and the client bytes are the upstream bytes with
 //! only the `model` value spliced in ([`splice`]); the upstream's key order, whitespace and
 //! string escapes are kept. A chunk without `model` gets it as its last member.
+//!
+//! A JSON object that breaks the `chat.completion.chunk` shape the `OpenAI` SDK relies on
+//! (`choices` not an array, `delta: null`, `content: 5`, …; see [`view::parse`]) is counted
+//! in [`RelayState::malformed`] and dropped, like data that is not a JSON object.
+//!
+//! The forwarded completion text is kept (up to [`COMPLETION_TEXT_CAP`]) so that a stream
+//! without upstream usage can be metered by an exact token count
+//! ([`StreamRelay::completion_tokens`]).
 
 mod splice;
 mod view;
@@ -15,6 +23,10 @@ mod view;
 use serde_json::Value;
 
 use crate::sse::{SseEventRef, SseParser};
+use crate::tokens::Encoding;
+
+/// Bytes of completion text kept for exact counting; beyond it, collection stops.
+pub const COMPLETION_TEXT_CAP: usize = 4 * 1024 * 1024;
 
 /// Token usage as the upstream reported it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,8 +54,14 @@ pub struct RelayState {
     /// Characters of delta text, refusal, reasoning and tool arguments forwarded.
     pub content_chars: u64,
     pub finish_reason: Option<String>,
-    /// Events whose data was not a JSON object.
+    /// Events whose data was not a JSON object, or an object that breaks the chunk shape.
     pub malformed: u64,
+    /// The forwarded completion text: per choice of each forwarded chunk, delta `content`,
+    /// `refusal`, `reasoning_content`, then the tool calls' `function.arguments`. At most
+    /// the relay's cap ([`COMPLETION_TEXT_CAP`]) bytes, cut at a character boundary.
+    pub completion_text: String,
+    /// The cap was reached: `completion_text` holds only a prefix and collection stopped.
+    pub completion_truncated: bool,
 }
 
 /// The served model and per-event scratch space, reused for the life of the stream.
@@ -53,6 +71,8 @@ struct Rewrite {
     model_json: Vec<u8>,
     /// Byte spans of the `model` values of the chunk being written.
     spans: Vec<(usize, usize)>,
+    /// Bytes of completion text to keep.
+    text_cap: usize,
 }
 
 /// Upstream OpenAI-format SSE bytes in, client bytes out.
@@ -66,6 +86,11 @@ pub struct StreamRelay {
 impl StreamRelay {
     /// A relay that reports `model` as the serving model in every chunk.
     pub fn new(model: &str) -> Self {
+        Self::with_text_cap(model, COMPLETION_TEXT_CAP)
+    }
+
+    /// [`StreamRelay::new`] keeping at most `text_cap` bytes of completion text.
+    pub fn with_text_cap(model: &str, text_cap: usize) -> Self {
         let mut model_json = Vec::with_capacity(model.len() + 2);
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut model_json, model);
@@ -74,6 +99,7 @@ impl StreamRelay {
             rewrite: Rewrite {
                 model_json,
                 spans: Vec::new(),
+                text_cap,
             },
             state: RelayState::default(),
         }
@@ -92,6 +118,24 @@ impl StreamRelay {
             state,
         } = self;
         parser.feed_with(input, |event| state.event(&event, rewrite, out));
+    }
+
+    /// Completion tokens of what was forwarded, for a stream whose upstream sent no usage.
+    ///
+    /// With an encoding: the exact count of [`RelayState::completion_text`] (plus, when it was
+    /// truncated, the estimate below for the characters beyond it). Without: the estimate
+    /// `ceil(content_chars / 4)`, about 4 characters per token for English text.
+    pub fn completion_tokens(&self, encoding: Option<Encoding>) -> u64 {
+        let state = &self.state;
+        let Some(encoding) = encoding else {
+            return state.content_chars.div_ceil(4);
+        };
+        let exact = encoding.count(&state.completion_text) as u64;
+        if !state.completion_truncated {
+            return exact;
+        }
+        let kept = state.completion_text.chars().count() as u64;
+        exact + state.content_chars.saturating_sub(kept).div_ceil(4)
     }
 
     /// End of stream: flush a final event that lacked its blank line.
@@ -124,21 +168,31 @@ impl RelayState {
             return;
         }
         let is_error_event = event.event == Some("error");
-        let Some(chunk) = view::parse(data, &mut rewrite.spans) else {
+        let mark = self.completion_text.len();
+        let sink = (!self.completion_truncated).then_some(&mut self.completion_text);
+        let Some(chunk) = view::parse(data, &mut rewrite.spans, sink) else {
             self.malformed += 1;
             if is_error_event {
                 // Keep the upstream's words even when they are not JSON.
                 let wrapped = serde_json::json!({ "error": { "message": event.data } });
                 self.error.get_or_insert_with(|| wrapped.to_string());
             }
+            self.completion_text.truncate(mark);
             return;
         };
         if is_error_event || chunk.has_error {
+            self.completion_text.truncate(mark);
             // Rare: the compact re-encoding the gateway has always reported.
             self.error.get_or_insert_with(|| {
                 serde_json::from_str::<Value>(data)
                     .map_or_else(|_| data.to_owned(), |v| v.to_string())
             });
+            return;
+        }
+        if chunk.misshapen {
+            // The OpenAI SDK would crash on it: dropped, and nothing learned from it.
+            self.completion_text.truncate(mark);
+            self.malformed += 1;
             return;
         }
         if self.chunk_id.is_none() {
@@ -153,11 +207,21 @@ impl RelayState {
                 return; // usage-only chunk: the gateway sends its own final usage chunk
             }
         }
+        if self.completion_text.len() > rewrite.text_cap {
+            let mut cut = rewrite.text_cap;
+            while !self.completion_text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.completion_text.truncate(cut);
+            self.completion_truncated = true;
+        }
         if let Some(reason) = &chunk.finish_reason {
             set_string(&mut self.finish_reason, reason);
         }
         self.content_chars = self.content_chars.wrapping_add(chunk.content_chars);
-        let Rewrite { model_json, spans } = rewrite;
+        let Rewrite {
+            model_json, spans, ..
+        } = rewrite;
         // `model` escaped or not a string (rare): find its value(s) by scanning instead.
         let located = chunk.model_spans_known
             || splice::find_model_spans(data, spans).is_some_and(|()| !spans.is_empty());
@@ -240,5 +304,57 @@ mod tests {
         assert_eq!(s.malformed, 1);
         assert_eq!(s.error.as_deref(), Some("{\"error\":{\"message\":\"x\"}}"));
         assert!(!s.done);
+    }
+
+    #[test]
+    fn drops_misshapen_chunks() {
+        let (r, out) = relay(concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+            "data: {\"id\":\"x\",\"choices\":\"nope\",\"usage\":{\"prompt_tokens\":1}}\n\n",
+            "data: {\"choices\":[{\"delta\":null,\"finish_reason\":\"stop\"}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"b\",\"refusal\":5}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"c\",\"tool_calls\":null}}]}\n\n",
+        ));
+        assert_eq!(
+            out,
+            concat!(
+                "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"model\":\"served\"}\n\n",
+                "data: {\"choices\":[{\"delta\":{\"content\":\"c\",\"tool_calls\":null}}],",
+                "\"model\":\"served\"}\n\n",
+            )
+        );
+        let s = r.state();
+        assert_eq!((s.chunks, s.malformed, s.content_chars), (2, 3, 2));
+        assert_eq!(
+            (s.chunk_id.as_deref(), s.usage, s.finish_reason.as_deref()),
+            (None, None, None)
+        );
+        assert_eq!(s.completion_text, "ac");
+    }
+
+    #[test]
+    fn keeps_completion_text_up_to_the_cap() {
+        let chunk = |text: &str| {
+            format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+        };
+        let mut r = StreamRelay::with_text_cap("m", 6);
+        let mut out = Vec::new();
+        r.feed(chunk("héllo").as_bytes(), &mut out);
+        assert_eq!(
+            r.completion_tokens(Some(Encoding::O200kBase)),
+            Encoding::O200kBase.count("héllo") as u64
+        );
+        r.feed(chunk(" wörld").as_bytes(), &mut out);
+        r.feed(chunk("!!!!").as_bytes(), &mut out);
+        let s = r.state();
+        // "héllo" is exactly the 6-byte cap; the chunk that crossed it was cut back to it
+        assert_eq!(
+            (s.completion_text.as_str(), s.completion_truncated),
+            ("héllo", true)
+        );
+        assert_eq!(s.content_chars, 15);
+        let exact = Encoding::O200kBase.count("héllo") as u64;
+        assert_eq!(r.completion_tokens(Some(Encoding::O200kBase)), exact + 3); // 10 chars left
+        assert_eq!(r.completion_tokens(None), 4);
     }
 }

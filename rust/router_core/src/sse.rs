@@ -56,7 +56,11 @@ impl EventBuilder {
             self.dispatch(on_event);
             return;
         }
-        let line: Cow<'_, str> = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (the norm) is borrowed as is; only invalid bytes take the lossy path.
+        let line: Cow<'_, str> = match std::str::from_utf8(raw) {
+            Ok(line) => Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if line.starts_with(':') {
             return;
         }

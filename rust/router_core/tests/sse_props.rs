@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use proptest::prelude::*;
-use router_core::{SseEvent, SseParser, StreamRelay};
+use router_core::relay::COMPLETION_TEXT_CAP;
+use router_core::{Encoding, SseEvent, SseParser, StreamRelay};
 
 fn parse_in_reads(bytes: &[u8], cuts: &[usize]) -> Vec<SseEvent> {
     let mut parser = SseParser::new();
@@ -286,7 +287,43 @@ mod reference {
         }
     }
 
-    fn event(s: &mut RelayState, event: &SseEventRef<'_>, model: &str, out: &mut Vec<String>) {
+    /// The chunk shape the `OpenAI` SDK relies on, checked on the decoded value.
+    fn misshapen(chunk: &Map<String, Value>) -> bool {
+        let text_ok = |v: Option<&Value>| matches!(v, None | Some(Value::Null | Value::String(_)));
+        let choice_ok = |choice: &Value| {
+            let Value::Object(choice) = choice else {
+                return false;
+            };
+            let delta_ok = match choice.get("delta") {
+                None => true,
+                Some(Value::Object(delta)) => {
+                    ["content", "refusal", "reasoning_content"]
+                        .iter()
+                        .all(|k| text_ok(delta.get(*k)))
+                        && match delta.get("tool_calls") {
+                            None | Some(Value::Null) => true,
+                            Some(Value::Array(calls)) => calls.iter().all(Value::is_object),
+                            Some(_) => false,
+                        }
+                }
+                Some(_) => false,
+            };
+            delta_ok && text_ok(choice.get("finish_reason"))
+        };
+        match chunk.get("choices") {
+            None => false,
+            Some(Value::Array(choices)) => !choices.iter().all(choice_ok),
+            Some(_) => true,
+        }
+    }
+
+    fn event(
+        s: &mut RelayState,
+        event: &SseEventRef<'_>,
+        model: &str,
+        cap: usize,
+        out: &mut Vec<String>,
+    ) {
         let data = event.data.trim();
         if data == "[DONE]" {
             s.done = true;
@@ -306,6 +343,10 @@ mod reference {
                 .get_or_insert_with(|| Value::Object(chunk).to_string());
             return;
         }
+        if misshapen(&chunk) {
+            s.malformed += 1;
+            return;
+        }
         if s.chunk_id.is_none() {
             s.chunk_id = chunk.get("id").and_then(Value::as_str).map(str::to_owned);
         }
@@ -321,10 +362,7 @@ mod reference {
         {
             return;
         }
-        let chars = |v: Option<&Value>| {
-            v.and_then(Value::as_str)
-                .map_or(0, |t| t.chars().count() as u64)
-        };
+        let mut text = String::new();
         if let Some(Value::Array(choices)) = choices {
             for choice in choices {
                 if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
@@ -334,14 +372,26 @@ mod reference {
                     continue;
                 };
                 for key in ["content", "refusal", "reasoning_content"] {
-                    s.content_chars += chars(delta.get(key));
+                    text.extend(delta.get(key).and_then(Value::as_str));
                 }
                 if let Some(Value::Array(calls)) = delta.get("tool_calls") {
                     for call in calls {
-                        s.content_chars +=
-                            chars(call.get("function").and_then(|f| f.get("arguments")));
+                        let arguments = call.get("function").and_then(|f| f.get("arguments"));
+                        text.extend(arguments.and_then(Value::as_str));
                     }
                 }
+            }
+        }
+        s.content_chars += text.chars().count() as u64;
+        if !s.completion_truncated {
+            s.completion_text.push_str(&text);
+            if s.completion_text.len() > cap {
+                let mut cut = cap;
+                while !s.completion_text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                s.completion_text.truncate(cut);
+                s.completion_truncated = true;
             }
         }
         chunk.insert("model".to_owned(), Value::String(model.to_owned()));
@@ -350,12 +400,12 @@ mod reference {
     }
 
     /// The reference relay over a whole stream: (chunks as compact JSON, state).
-    pub fn relay(bytes: &[u8], model: &str) -> (Vec<String>, RelayState) {
+    pub fn relay(bytes: &[u8], model: &str, cap: usize) -> (Vec<String>, RelayState) {
         let mut parser = SseParser::new();
         let mut state = RelayState::default();
         let mut out = Vec::new();
-        parser.feed_with(bytes, |e| event(&mut state, &e, model, &mut out));
-        parser.finish_with(|e| event(&mut state, &e, model, &mut out));
+        parser.feed_with(bytes, |e| event(&mut state, &e, model, cap, &mut out));
+        parser.finish_with(|e| event(&mut state, &e, model, cap, &mut out));
         (out, state)
     }
 }
@@ -587,8 +637,13 @@ const NOISE: &[&[u8]] = &[
     b"[DONE]",
 ];
 
-fn check_against_reference(bytes: &[u8], cuts: &[usize]) -> Result<(), TestCaseError> {
-    let mut relay = StreamRelay::new("served/\"m\"");
+/// The relay's completion-text cap: the real one, or a few bytes so that truncation happens.
+fn text_cap() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(COMPLETION_TEXT_CAP), 0usize..24]
+}
+
+fn check_against_reference(bytes: &[u8], cuts: &[usize], cap: usize) -> Result<(), TestCaseError> {
+    let mut relay = StreamRelay::with_text_cap("served/\"m\"", cap);
     let mut out = Vec::new();
     let mut start = 0;
     for &cut in cuts {
@@ -597,7 +652,7 @@ fn check_against_reference(bytes: &[u8], cuts: &[usize]) -> Result<(), TestCaseE
     }
     relay.feed(&bytes[start..], &mut out);
     relay.finish(&mut out);
-    let (want, want_state) = reference::relay(bytes, "served/\"m\"");
+    let (want, want_state) = reference::relay(bytes, "served/\"m\"", cap);
     prop_assert_eq!(relay.state(), &want_state);
     let text = String::from_utf8(out).expect("relay output is UTF-8");
     let got: Vec<&str> = text.split_terminator("\n\n").collect();
@@ -621,11 +676,12 @@ proptest! {
     fn relay_matches_the_decode_reencode_reference(
         events in proptest::collection::vec(relay_event(), 0..6),
         raw_cuts in proptest::collection::vec(any::<usize>(), 0..6),
+        cap in text_cap(),
     ) {
         let stream = events.join("\n");
         let bytes = stream.as_bytes();
-        check_against_reference(bytes, &[])?;
-        check_against_reference(bytes, &sorted_cuts(bytes.len(), raw_cuts))?;
+        check_against_reference(bytes, &[], cap)?;
+        check_against_reference(bytes, &sorted_cuts(bytes.len(), raw_cuts), cap)?;
     }
 
     #[test]
@@ -634,8 +690,8 @@ proptest! {
         raw_cuts in proptest::collection::vec(any::<usize>(), 0..6),
     ) {
         let bytes = pieces.concat();
-        check_against_reference(&bytes, &[])?;
-        check_against_reference(&bytes, &sorted_cuts(bytes.len(), raw_cuts))?;
+        check_against_reference(&bytes, &[], COMPLETION_TEXT_CAP)?;
+        check_against_reference(&bytes, &sorted_cuts(bytes.len(), raw_cuts), COMPLETION_TEXT_CAP)?;
     }
 
     #[test]
@@ -644,5 +700,77 @@ proptest! {
         let mut out = Vec::new();
         relay.feed(&bytes, &mut out);
         relay.finish(&mut out);
+    }
+}
+
+/// A well-shaped content chunk, sometimes with a tool-call fragment, written by serde_json.
+fn content_chunk() -> impl Strategy<Value = (String, String)> {
+    (
+        "[a-z é🙂\"\\\\\n]{0,12}",
+        proptest::option::of("[a-z{}\":, ]{0,8}"),
+        any::<bool>(),
+    )
+        .prop_map(|(content, arguments, null_refusal)| {
+            let mut delta = serde_json::json!({ "content": content });
+            if null_refusal {
+                delta["refusal"] = serde_json::Value::Null;
+            }
+            let mut text = content;
+            if let Some(arguments) = arguments {
+                delta["tool_calls"] =
+                    serde_json::json!([{ "index": 0, "function": { "arguments": arguments } }]);
+                text.push_str(&arguments);
+            }
+            let chunk = serde_json::json!({
+                "id": "c", "model": "up",
+                "choices": [{ "index": 0, "delta": delta, "finish_reason": null }],
+            });
+            (format!("data: {chunk}\n\n"), text)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn completion_tokens_count_the_forwarded_text_exactly(
+        chunks in proptest::collection::vec(content_chunk(), 0..8),
+        misshapen in proptest::collection::vec(0usize..4, 0..3),
+        raw_cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        const JUNK: [&str; 4] = [
+            "data: {\"choices\":[{\"delta\":{\"content\":5}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":null}]}\n\n",
+            "data: {\"choices\":{\"delta\":{\"content\":\"x\"}}}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"x\",\"tool_calls\":[1]}}]}\n\n",
+        ];
+        let mut stream = String::new();
+        let mut text = String::new();
+        for (i, (chunk, chunk_text)) in chunks.iter().enumerate() {
+            stream.push_str(chunk);
+            text.push_str(chunk_text);
+            if let Some(&j) = misshapen.get(i) {
+                stream.push_str(JUNK[j]);
+            }
+        }
+        let bytes = stream.as_bytes();
+        let mut relay = StreamRelay::new("m");
+        let mut out = Vec::new();
+        let mut start = 0;
+        for cut in sorted_cuts(bytes.len(), raw_cuts) {
+            relay.feed(&bytes[start..cut], &mut out);
+            start = cut;
+        }
+        relay.feed(&bytes[start..], &mut out);
+        relay.finish(&mut out);
+        let state = relay.state();
+        prop_assert_eq!(&state.completion_text, &text);
+        prop_assert_eq!(state.chunks, chunks.len() as u64);
+        prop_assert_eq!(state.malformed, misshapen.len().min(chunks.len()) as u64);
+        prop_assert_eq!(state.content_chars, text.chars().count() as u64);
+        for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
+            prop_assert_eq!(relay.completion_tokens(Some(encoding)), encoding.count(&text) as u64);
+        }
+        prop_assert_eq!(relay.completion_tokens(None), (text.chars().count() as u64).div_ceil(4));
     }
 }

@@ -1,9 +1,13 @@
 //! `SseEvent`, `SseParser` and `OpenAIStreamRelay`.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::{SseEvent, SseParser, StreamRelay};
+use crate::{Encoding, SseEvent, SseParser, StreamRelay};
+
+/// Completion text longer than this is counted with the GIL released.
+const DETACH_BYTES: usize = 16 * 1024;
 
 /// One complete Server-Sent Event.
 #[pyclass(frozen, eq, name = "SseEvent", module = "gateway._router_core")]
@@ -77,6 +81,9 @@ impl PySseParser {
 /// The chunk JSON is the upstream's own bytes with only the ``model`` value replaced (key
 /// order, whitespace and escapes kept; line breaks of a multi-line ``data`` become spaces); a
 /// chunk without ``model`` gets it appended as its last member.
+///
+/// A JSON object that breaks the ``chat.completion.chunk`` shape (``choices`` not an array,
+/// ``delta: null``, ``content: 5``, …) is counted in ``malformed`` and not forwarded.
 #[pyclass(name = "OpenAIStreamRelay", module = "gateway._router_core")]
 pub struct PyOpenAIStreamRelay {
     relay: StreamRelay,
@@ -155,9 +162,38 @@ impl PyOpenAIStreamRelay {
     fn finish_reason(&self) -> Option<&str> {
         self.relay.state().finish_reason.as_deref()
     }
-    /// Events whose data was not a JSON object (skipped, not fatal).
+    /// Events whose data was not a JSON object or broke the chunk shape (skipped, not fatal).
     #[getter]
     fn malformed(&self) -> u64 {
         self.relay.state().malformed
+    }
+    /// True when the forwarded completion text passed 4 MiB and stopped being kept.
+    #[getter]
+    fn completion_truncated(&self) -> bool {
+        self.relay.state().completion_truncated
+    }
+
+    /// Completion tokens of the forwarded text (delta content, refusal, reasoning, tool
+    /// arguments), for a stream without upstream usage. With an ``encoding``: the exact count
+    /// (text past the 4 MiB cap estimated); with ``None``: ``ceil(content_chars / 4)``.
+    #[pyo3(signature = (*, encoding))]
+    fn completion_tokens(&self, py: Python<'_>, encoding: Option<&str>) -> PyResult<u64> {
+        let encoding = encoding
+            .map(|name| {
+                Encoding::from_name(name).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "unknown encoding {name:?}; expected one of {:?}",
+                        Encoding::NAMES
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(
+            if encoding.is_some() && self.relay.state().completion_text.len() > DETACH_BYTES {
+                py.detach(|| self.relay.completion_tokens(encoding))
+            } else {
+                self.relay.completion_tokens(encoding)
+            },
+        )
     }
 }

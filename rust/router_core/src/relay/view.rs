@@ -1,12 +1,14 @@
 //! A borrowed, typed view of one `chat.completion.chunk`: only the members the relay meters.
 //!
-//! The view is read in one pass by serde visitors that accept *any* JSON in every position
-//! (a member of an unexpected type reads as absent, exactly as `Value::get`/`as_str` did),
-//! so a chunk is rejected only when it is not valid JSON or not an object. Every value goes
+//! The view is read in one pass by serde visitors that accept *any* JSON in every position,
+//! so a chunk is rejected only when it is not valid JSON or not an object. A member of an
+//! unexpected type either reads as absent (as `Value::get`/`as_str` did: `id`, `usage`,
+//! `function`, …) or, where the `OpenAI` SDK would crash on it, marks the chunk misshapen
+//! (see [`parse`]); the relay then drops it. Every value goes
 //! through `deserialize_any`, the path `serde_json::Value` takes, so validation (string
 //! escapes, number range, nesting depth) is the same as before. Duplicate keys resolve as in
 //! `Value`: the last occurrence wins. Strings are borrowed from the event's data; characters
-//! are counted without copying.
+//! are counted without copying, and completion text is copied only into the caller's sink.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,6 +21,9 @@ use super::Usage;
 trait Shape<'de>: Sized {
     type Out;
     fn other(self) -> Self::Out;
+    fn null(self) -> Self::Out {
+        self.other()
+    }
     fn borrowed_str(self, v: &'de str) -> Self::Out {
         self.str(v)
     }
@@ -75,10 +80,10 @@ impl<'de, S: Shape<'de>> Visitor<'de> for Seed<S> {
         Ok(self.0.str(v))
     }
     fn visit_unit<E>(self) -> Result<S::Out, E> {
-        Ok(self.0.other())
+        Ok(self.0.null())
     }
     fn visit_none<E>(self) -> Result<S::Out, E> {
-        Ok(self.0.other())
+        Ok(self.0.null())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S::Out, A::Error> {
         self.0.seq(seq)
@@ -129,19 +134,6 @@ where
         member(key, map)?;
     }
     Ok(())
-}
-
-/// Unicode scalar values of a string; 0 for anything else.
-struct Chars;
-
-impl Shape<'_> for Chars {
-    type Out = u64;
-    fn other(self) -> u64 {
-        0
-    }
-    fn str(self, v: &str) -> u64 {
-        v.chars().count() as u64
-    }
 }
 
 /// A non-negative integer (`Value::as_u64`).
@@ -273,62 +265,134 @@ impl<'de> Shape<'de> for UsageShape {
     }
 }
 
-/// `function`: characters of its `arguments` string.
+/// A text member that must be a string or `null` when present (`content`, `finish_reason`…).
+#[derive(Default)]
+enum Text<'a> {
+    /// Absent or `null`.
+    #[default]
+    Null,
+    Str(Cow<'a, str>),
+    /// Any other JSON type: the chunk is misshapen.
+    Bad,
+}
+
+impl<'a> Text<'a> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Text::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn chars(&self) -> u64 {
+        self.as_str().map_or(0, |s| s.chars().count() as u64)
+    }
+    fn into_cow(self) -> Option<Cow<'a, str>> {
+        match self {
+            Text::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+struct TextShape;
+
+impl<'de> Shape<'de> for TextShape {
+    type Out = Text<'de>;
+    fn other(self) -> Self::Out {
+        Text::Bad
+    }
+    fn null(self) -> Self::Out {
+        Text::Null
+    }
+    fn borrowed_str(self, v: &'de str) -> Self::Out {
+        Text::Str(Cow::Borrowed(v))
+    }
+    fn str(self, v: &str) -> Self::Out {
+        Text::Str(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// `function`: its `arguments` when that is a string (anything else reads as absent).
 struct Function;
 
 impl<'de> Shape<'de> for Function {
-    type Out = u64;
-    fn other(self) -> u64 {
-        0
+    type Out = Option<Cow<'de, str>>;
+    fn other(self) -> Self::Out {
+        None
     }
-    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut chars = 0;
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut arguments = None;
         while let Some(is_arguments) = map.next_key_seed(Seed(DetailKey("arguments")))? {
             if is_arguments {
-                chars = map.next_value_seed(Seed(Chars))?;
+                arguments = map.next_value_seed(Seed(Str))?;
             } else {
                 map.next_value::<Skip>()?;
             }
         }
-        Ok(chars)
+        Ok(arguments)
     }
 }
 
-/// One `tool_calls` entry: characters of `function.arguments`.
+/// One `tool_calls` entry: `Err(())` when it is not an object, else `function.arguments`.
 struct ToolCall;
 
 impl<'de> Shape<'de> for ToolCall {
-    type Out = u64;
-    fn other(self) -> u64 {
-        0
+    type Out = Result<Option<Cow<'de, str>>, ()>;
+    fn other(self) -> Self::Out {
+        Err(())
     }
-    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut chars = 0;
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let mut arguments = None;
         while let Some(is_function) = map.next_key_seed(Seed(DetailKey("function")))? {
             if is_function {
-                chars = map.next_value_seed(Seed(Function))?;
+                arguments = map.next_value_seed(Seed(Function))?;
             } else {
                 map.next_value::<Skip>()?;
             }
         }
-        Ok(chars)
+        Ok(Ok(arguments))
     }
 }
 
-/// `tool_calls`: total argument characters.
-struct ToolCalls;
+/// What `tool_calls` contributes.
+#[derive(Default)]
+struct ToolCallsOut {
+    chars: u64,
+    /// Neither an array of objects nor `null`.
+    bad: bool,
+}
 
-impl<'de> Shape<'de> for ToolCalls {
-    type Out = u64;
-    fn other(self) -> u64 {
-        0
-    }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut chars = 0u64;
-        while let Some(n) = seq.next_element_seed(Seed(ToolCall))? {
-            chars = chars.wrapping_add(n);
+/// `tool_calls`: total argument characters; the arguments are appended to the sink.
+struct ToolCalls<'s> {
+    sink: Option<&'s mut String>,
+}
+
+impl<'de> Shape<'de> for ToolCalls<'_> {
+    type Out = ToolCallsOut;
+    fn other(self) -> ToolCallsOut {
+        ToolCallsOut {
+            chars: 0,
+            bad: true,
         }
-        Ok(chars)
+    }
+    fn null(self) -> ToolCallsOut {
+        ToolCallsOut::default()
+    }
+    fn seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<ToolCallsOut, A::Error> {
+        let mut out = ToolCallsOut::default();
+        while let Some(call) = seq.next_element_seed(Seed(ToolCall))? {
+            match call {
+                Ok(Some(arguments)) => {
+                    out.chars = out.chars.wrapping_add(arguments.chars().count() as u64);
+                    if let Some(sink) = self.sink.as_deref_mut() {
+                        sink.push_str(&arguments);
+                    }
+                }
+                Ok(None) => {}
+                Err(()) => out.bad = true,
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -342,16 +406,33 @@ enum DeltaKey {
     Other,
 }
 
-/// `delta`: characters of text, refusal, reasoning and tool arguments.
-struct Delta;
+/// What one `delta` contributes.
+#[derive(Default)]
+struct DeltaOut {
+    chars: u64,
+    /// Not an object (`null` included), or a member of the wrong type.
+    misshapen: bool,
+}
 
-impl<'de> Shape<'de> for Delta {
-    type Out = u64;
-    fn other(self) -> u64 {
-        0
+/// `delta`: characters of text, refusal, reasoning and tool arguments. Their text is appended
+/// to the sink in that order (content, refusal, reasoning, then tool arguments in order).
+struct Delta<'s> {
+    sink: Option<&'s mut String>,
+}
+
+impl<'de> Shape<'de> for Delta<'_> {
+    type Out = DeltaOut;
+    fn other(self) -> DeltaOut {
+        DeltaOut {
+            chars: 0,
+            misshapen: true,
+        }
     }
-    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut chars = [0u64; 4];
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<DeltaOut, A::Error> {
+        let mut sink = self.sink;
+        let mark = sink.as_deref().map_or(0, String::len);
+        let (mut content, mut refusal, mut reasoning) = (Text::Null, Text::Null, Text::Null);
+        let mut tools = ToolCallsOut::default();
         let classify = |k: &str| match k {
             "content" => DeltaKey::Content,
             "refusal" => DeltaKey::Refusal,
@@ -361,15 +442,34 @@ impl<'de> Shape<'de> for Delta {
         };
         members(&mut map, classify, |key, map| {
             match key {
-                DeltaKey::Content => chars[0] = map.next_value_seed(Seed(Chars))?,
-                DeltaKey::Refusal => chars[1] = map.next_value_seed(Seed(Chars))?,
-                DeltaKey::Reasoning => chars[2] = map.next_value_seed(Seed(Chars))?,
-                DeltaKey::ToolCalls => chars[3] = map.next_value_seed(Seed(ToolCalls))?,
+                DeltaKey::Content => content = map.next_value_seed(Seed(TextShape))?,
+                DeltaKey::Refusal => refusal = map.next_value_seed(Seed(TextShape))?,
+                DeltaKey::Reasoning => reasoning = map.next_value_seed(Seed(TextShape))?,
+                DeltaKey::ToolCalls => {
+                    // Only tool arguments were appended since `mark`: a repeated key replaces them.
+                    if let Some(s) = sink.as_deref_mut() {
+                        s.truncate(mark);
+                    }
+                    let sink = sink.as_deref_mut();
+                    tools = map.next_value_seed(Seed(ToolCalls { sink }))?;
+                }
                 DeltaKey::Other => map.next_value::<Skip>().map(|_| ())?,
             }
             Ok(())
         })?;
-        Ok(chars.iter().fold(0u64, |a, &n| a.wrapping_add(n)))
+        let texts = [&content, &refusal, &reasoning];
+        if let Some(s) = sink {
+            let mut at = mark;
+            for text in texts.iter().filter_map(|t| t.as_str()) {
+                s.insert_str(at, text);
+                at += text.len();
+            }
+        }
+        let misshapen = tools.bad || texts.iter().any(|t| matches!(t, Text::Bad));
+        let chars = texts
+            .iter()
+            .fold(tools.chars, |a, t| a.wrapping_add(t.chars()));
+        Ok(DeltaOut { chars, misshapen })
     }
 }
 
@@ -386,17 +486,27 @@ enum ChoiceKey {
 struct ChoiceOut<'a> {
     chars: u64,
     finish_reason: Option<Cow<'a, str>>,
+    /// Not an object, or `delta` / `finish_reason` of the wrong type.
+    misshapen: bool,
 }
 
-struct Choice;
+struct Choice<'s> {
+    sink: Option<&'s mut String>,
+}
 
-impl<'de> Shape<'de> for Choice {
+impl<'de> Shape<'de> for Choice<'_> {
     type Out = ChoiceOut<'de>;
     fn other(self) -> Self::Out {
-        ChoiceOut::default()
+        ChoiceOut {
+            misshapen: true,
+            ..ChoiceOut::default()
+        }
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
-        let mut out = ChoiceOut::default();
+        let mut sink = self.sink;
+        let mark = sink.as_deref().map_or(0, String::len);
+        let mut finish_reason = Text::Null;
+        let mut delta = DeltaOut::default();
         let classify = |k: &str| match k {
             "finish_reason" => ChoiceKey::FinishReason,
             "delta" => ChoiceKey::Delta,
@@ -404,13 +514,24 @@ impl<'de> Shape<'de> for Choice {
         };
         members(&mut map, classify, |key, map| {
             match key {
-                ChoiceKey::FinishReason => out.finish_reason = map.next_value_seed(Seed(Str))?,
-                ChoiceKey::Delta => out.chars = map.next_value_seed(Seed(Delta))?,
+                ChoiceKey::FinishReason => finish_reason = map.next_value_seed(Seed(TextShape))?,
+                ChoiceKey::Delta => {
+                    if let Some(s) = sink.as_deref_mut() {
+                        s.truncate(mark); // a repeated `delta`: the last one wins
+                    }
+                    let sink = sink.as_deref_mut();
+                    delta = map.next_value_seed(Seed(Delta { sink }))?;
+                }
                 ChoiceKey::Other => map.next_value::<Skip>().map(|_| ())?,
             }
             Ok(())
         })?;
-        Ok(out)
+        let misshapen = delta.misshapen || matches!(finish_reason, Text::Bad);
+        Ok(ChoiceOut {
+            chars: delta.chars,
+            finish_reason: finish_reason.into_cow(),
+            misshapen,
+        })
     }
 }
 
@@ -422,23 +543,36 @@ struct ChoicesOut<'a> {
     chars: u64,
     /// The last string `finish_reason` among the choices.
     finish_reason: Option<Cow<'a, str>>,
+    /// Not an array, or an entry is misshapen.
+    misshapen: bool,
 }
 
-struct Choices;
+struct Choices<'s> {
+    sink: Option<&'s mut String>,
+}
 
-impl<'de> Shape<'de> for Choices {
+impl<'de> Shape<'de> for Choices<'_> {
     type Out = ChoicesOut<'de>;
     fn other(self) -> Self::Out {
-        ChoicesOut::default()
+        ChoicesOut {
+            misshapen: true,
+            ..ChoicesOut::default()
+        }
     }
     fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Out, A::Error> {
+        let mut sink = self.sink;
         let mut out = ChoicesOut {
             empty: true,
             ..ChoicesOut::default()
         };
-        while let Some(choice) = seq.next_element_seed(Seed(Choice))? {
+        loop {
+            let sink = sink.as_deref_mut();
+            let Some(choice) = seq.next_element_seed(Seed(Choice { sink }))? else {
+                break;
+            };
             out.empty = false;
             out.chars = out.chars.wrapping_add(choice.chars);
+            out.misshapen |= choice.misshapen;
             if choice.finish_reason.is_some() {
                 out.finish_reason = choice.finish_reason;
             }
@@ -480,6 +614,8 @@ enum ChunkKey {
 }
 
 /// What the relay needs from one chunk.
+// Independent facts about the chunk, not a state machine.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ChunkView<'a> {
     pub id: Option<Cow<'a, str>>,
@@ -492,6 +628,8 @@ pub struct ChunkView<'a> {
     pub content_chars: u64,
     /// The last string `finish_reason` among the choices.
     pub finish_reason: Option<Cow<'a, str>>,
+    /// The object breaks the `chat.completion.chunk` shape (see [`parse`]).
+    pub misshapen: bool,
     /// The chunk has an `error` member.
     pub has_error: bool,
     /// Members of the object (duplicates included).
@@ -503,6 +641,7 @@ pub struct ChunkView<'a> {
 struct ChunkShape<'s, 'de> {
     base: &'de str,
     spans: &'s mut Vec<(usize, usize)>,
+    sink: Option<&'s mut String>,
 }
 
 impl<'de> Shape<'de> for ChunkShape<'_, 'de> {
@@ -517,6 +656,8 @@ impl<'de> Shape<'de> for ChunkShape<'_, 'de> {
         };
         let base = self.base;
         let spans = self.spans;
+        let mut sink = self.sink;
+        let mark = sink.as_deref().map_or(0, String::len);
         let classify = |k: &str| match k {
             "id" => ChunkKey::Id,
             "created" => ChunkKey::Created,
@@ -537,10 +678,15 @@ impl<'de> Shape<'de> for ChunkShape<'_, 'de> {
                 },
                 ChunkKey::Usage => view.usage = map.next_value_seed(Seed(UsageShape))?,
                 ChunkKey::Choices => {
-                    let choices = map.next_value_seed(Seed(Choices))?;
+                    if let Some(s) = sink.as_deref_mut() {
+                        s.truncate(mark); // a repeated `choices`: the last one wins
+                    }
+                    let sink = sink.as_deref_mut();
+                    let choices = map.next_value_seed(Seed(Choices { sink }))?;
                     view.choices_empty = choices.empty;
                     view.content_chars = choices.chars;
                     view.finish_reason = choices.finish_reason;
+                    view.misshapen = choices.misshapen;
                 }
                 ChunkKey::Error => {
                     view.has_error = true;
@@ -556,12 +702,31 @@ impl<'de> Shape<'de> for ChunkShape<'_, 'de> {
 
 /// Read one event's data (already trimmed). `None` when it is not a JSON object. The spans
 /// of plain-string `model` values are left in `spans` (cleared first), in document order.
-pub fn parse<'a>(data: &'a str, spans: &mut Vec<(usize, usize)>) -> Option<ChunkView<'a>> {
+///
+/// The completion text of the chunk (per choice: delta `content`, `refusal`,
+/// `reasoning_content`, then every tool call's `function.arguments`) is appended to `sink`
+/// when one is given; the caller truncates it back if the chunk is not forwarded.
+///
+/// [`ChunkView::misshapen`] is set when the object breaks the chunk shape the `OpenAI` SDK
+/// relies on: `choices` present but not an array; a choice that is not an object; `delta`
+/// present and not an object (`null` included); `delta.content` / `refusal` /
+/// `reasoning_content` present and neither a string nor `null`; `tool_calls` present and
+/// neither an array of objects nor `null`; `finish_reason` neither a string nor `null`. As
+/// everywhere, a repeated key is judged by its last occurrence.
+pub fn parse<'a>(
+    data: &'a str,
+    spans: &mut Vec<(usize, usize)>,
+    sink: Option<&mut String>,
+) -> Option<ChunkView<'a>> {
     spans.clear();
     let mut de = serde_json::Deserializer::from_str(data);
-    let view = Seed(ChunkShape { base: data, spans })
-        .deserialize(&mut de)
-        .ok()??;
+    let view = Seed(ChunkShape {
+        base: data,
+        spans,
+        sink,
+    })
+    .deserialize(&mut de)
+    .ok()??;
     de.end().ok()?;
     Some(view)
 }
@@ -572,26 +737,29 @@ mod tests {
 
     fn view(data: &str) -> Option<(ChunkView<'_>, Vec<(usize, usize)>)> {
         let mut spans = Vec::new();
-        parse(data, &mut spans).map(|v| (v, spans))
+        parse(data, &mut spans, None).map(|v| (v, spans))
     }
 
     #[test]
     fn reads_what_the_relay_meters() {
         let data = r#"{"id":"c\"1","created":-3,"model":"up","choices":[
             {"delta":{"content":"hé","refusal":null,"reasoning_content":"ab",
-             "tool_calls":[{"function":{"arguments":"{\"a\""}},{"function":7},3]},
+             "tool_calls":[{"function":{"arguments":"{\"a\""}},{"function":7},{}]},
              "finish_reason":"stop"},
-            {"delta":[1],"finish_reason":null},
-            "x"],
+            {"delta":{"tool_calls":null,"content":"\u00e9"},"finish_reason":null},
+            {}],
             "usage":{"prompt_tokens":3,"completion_tokens":-1,
                      "prompt_tokens_details":{"cached_tokens":2},
                      "completion_tokens_details":[]}}"#;
-        let (v, spans) = view(data).unwrap();
+        let mut spans = Vec::new();
+        let mut sink = String::from("before|");
+        let v = parse(data, &mut spans, Some(&mut sink)).unwrap();
         assert_eq!(v.id.as_deref(), Some("c\"1"));
         assert_eq!(v.created, Some(-3));
         assert_eq!(&data[spans[0].0..spans[0].1], "\"up\"");
         assert!(v.model_spans_known);
-        assert_eq!(v.content_chars, 2 + 2 + 4);
+        assert_eq!(v.content_chars, 2 + 2 + 4 + 1);
+        assert_eq!(sink, "before|héab{\"a\"é");
         assert_eq!(v.finish_reason.as_deref(), Some("stop"));
         assert_eq!(
             v.usage,
@@ -602,8 +770,53 @@ mod tests {
                 reasoning_tokens: 0
             })
         );
-        assert!(!v.choices_empty && !v.has_error);
+        assert!(!v.choices_empty && !v.has_error && !v.misshapen);
         assert_eq!(v.members, 5);
+    }
+
+    #[test]
+    fn misshapen_chunks_are_flagged() {
+        for data in [
+            r#"{"choices":"nope"}"#,
+            r#"{"choices":null}"#,
+            r#"{"choices":{}}"#,
+            r#"{"choices":[3]}"#,
+            r#"{"choices":[null]}"#,
+            r#"{"choices":[{"delta":null}]}"#,
+            r#"{"choices":[{"delta":[1]}]}"#,
+            r#"{"choices":[{"delta":{"content":5}}]}"#,
+            r#"{"choices":[{"delta":{"refusal":{}}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":[]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":{}}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{},1]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":0}]}"#,
+            r#"{"choices":[{"delta":{}},{"finish_reason":false}]}"#,
+            r#"{"choices":[{"delta":{"content":"a","content":1}}]}"#,
+        ] {
+            assert!(view(data).unwrap().0.misshapen, "{data}");
+        }
+        for data in [
+            "{}",
+            r#"{"choices":[]}"#,
+            r#"{"choices":[{}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":null,"refusal":null,"reasoning_content":null,"tool_calls":null}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":null},{"function":{"arguments":1}}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":1,"content":"a"}}],"id":7,"usage":[]}"#,
+            r#"{"choices":5,"choices":[]}"#,
+        ] {
+            assert!(!view(data).unwrap().0.misshapen, "{data}");
+        }
+    }
+
+    #[test]
+    fn repeated_keys_replace_collected_text() {
+        let data = r#"{"choices":[{"delta":{"content":"x"}}],"choices":[{"delta":{"content":"a","tool_calls":[{"function":{"arguments":"1"}}],"tool_calls":[{"function":{"arguments":"2","arguments":"3"}}],"refusal":"r"},"delta":{"content":"b","tool_calls":[{"function":{"arguments":"4"},"function":{"arguments":"5"}}]}},{"delta":{"reasoning_content":"z"}}]}"#;
+        let mut spans = Vec::new();
+        let mut sink = String::new();
+        let v = parse(data, &mut spans, Some(&mut sink)).unwrap();
+        assert_eq!(sink, "b5z");
+        assert_eq!(v.content_chars, 3);
     }
 
     #[test]
