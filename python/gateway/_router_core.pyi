@@ -44,6 +44,7 @@ __all__ = [
     "count_chat",
     "count_tokens",
     "estimate_tokens",
+    "token_ratio",
     "vocabulary_gz",
 ]
 
@@ -134,6 +135,10 @@ def estimate_tokens(text: str, /, *, family: str) -> int:
 def count_body_tokens(body: bytes, /, *, family: str) -> tuple[int, bool]:
     """Prompt tokens of a raw chat-completions body for a family: ``(tokens, exact)``."""
 
+def token_ratio(family: str | None) -> float:
+    """Assumed tokens of a model family per ``o200k_base`` token (case-insensitive name):
+    1.0 for OpenAI families, an unknown family or ``None``."""
+
 def vocabulary_gz(encoding: _Encoding, /) -> bytes:
     """The gzipped ``.tiktoken`` vocabulary compiled into the core."""
 
@@ -170,8 +175,16 @@ class CandidateTable:
         success_rate: npt.NDArray[np.float64],
         circuit_open: npt.NDArray[np.bool_],
         quality: npt.NDArray[np.float64],
+        token_ratio: npt.NDArray[np.float64] | None = None,
     ) -> Self:
-        """Copy the columns in. Raises ``ValueError`` when lengths or shapes disagree."""
+        """Copy the columns in. Raises ``ValueError`` when lengths or shapes disagree, or when
+        a ``token_ratio`` is not finite and at least 1.0.
+
+        ``token_ratio`` (``None``: 1.0 for every row) is each row's model-family tokens per
+        counted prompt token: the context window must hold
+        ``ceil(prompt_tokens * token_ratio) + max_output_tokens``, and the cost feature prices
+        ``prompt_tokens * token_ratio`` input tokens.
+        """
     def __len__(self) -> int: ...
     @property
     def task_count(self) -> int: ...
@@ -299,6 +312,9 @@ class OpenAIStreamRelay:
     The chunk JSON is the upstream's own bytes with only the ``model`` value replaced (key
     order, whitespace and escapes kept; line breaks of a multi-line ``data`` become spaces); a
     chunk without ``model`` gets it appended as its last member.
+
+    A JSON object that breaks the ``chat.completion.chunk`` shape (``choices`` not an array,
+    ``delta: null``, ``content: 5``, …) is counted in ``malformed`` and not forwarded.
     """
 
     def __new__(cls, *, model: str) -> Self: ...
@@ -330,7 +346,14 @@ class OpenAIStreamRelay:
     def finish_reason(self) -> str | None: ...
     @property
     def malformed(self) -> int:
-        """Events whose data was not a JSON object (skipped, not fatal)."""
+        """Events whose data was not a JSON object or broke the chunk shape (skipped, not fatal)."""
+    @property
+    def completion_truncated(self) -> bool:
+        """True when the forwarded completion text passed 4 MiB and stopped being kept."""
+    def completion_tokens(self, *, encoding: _Encoding | None) -> int:
+        """Completion tokens of the forwarded text (delta content, refusal, reasoning, tool
+        arguments), for a stream without upstream usage: exact with an ``encoding`` (text past
+        the 4 MiB cap estimated), ``ceil(content_chars / 4)`` with ``None``."""
 
 @final
 class AnthropicStreamRelay:

@@ -148,6 +148,11 @@ class Catalog:
             success_rate=np.ones(len(rows), dtype=np.float64),
             circuit_open=np.zeros(len(rows), dtype=np.bool_),
             quality=quality,
+            # Tokens of each row's model family per counted (o200k) prompt token: routing
+            # checks the context window and prices the prompt at this scale.
+            token_ratio=np.array(
+                [core.token_ratio(d.model.family) for d in rows], dtype=np.float64
+            ),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import _router_core as core
+from gateway.config import load_config
+from gateway.routing import RouteQuery, RoutingTable
+from unit.scorer_reference import FAMILY_TOKEN_RATIOS, ReferenceScorer, family_prompt_tokens
+from unit.test_scorer_properties import assert_matches_reference
 
 IDS = 4
 FEATURES = ("cost", "ttft", "throughput", "reliability", "quality")
+RATIOS = [1.0, 1.15, 1.25, 1.3]
 
 
 @dataclass
@@ -28,6 +34,11 @@ class Table:
     def rows(self) -> int:
         return len(self.columns["model"])
 
+    def ratio(self, row: int) -> float:
+        """The row's token ratio (1.0 when the table has no ``token_ratio`` column)."""
+        ratios = self.columns.get("token_ratio")
+        return 1.0 if ratios is None else float(ratios[row])
+
 
 @st.composite
 def tables(draw: st.DrawFn) -> Table:
@@ -39,8 +50,17 @@ def tables(draw: st.DrawFn) -> Table:
 
     price = st.sampled_from([0.0, 0.5, 1.0, 3.0, 15.0]) | st.floats(0, 30)
     unit = st.floats(0, 1)
+    ratio = st.sampled_from(RATIOS) | st.floats(1, 3)
+    # No column, an explicit None (both: 1.0 everywhere), or one ratio per row.
+    kind = draw(st.sampled_from(["absent", "none", "per_row"]))
+    ratios: dict[str, Any] = {}
+    if kind == "none":
+        ratios["token_ratio"] = None
+    elif kind == "per_row":
+        ratios["token_ratio"] = col(ratio, np.float64)
     return Table(
         {
+            **ratios,
             "model": col(st.integers(-1, IDS), np.int32),
             "provider": col(st.integers(0, IDS), np.int32),
             "region": col(st.integers(0, IDS), np.int32),
@@ -136,7 +156,8 @@ def reference_verdicts(t: Table, r: Request, row: int) -> list[bool]:
         "key_source": r.get("key_source") == 0 or int(c["key_source"][row]) == r.get("key_source"),
         "capabilities": int(c["capabilities"][row]) & r.get("required_capabilities")
         == r.get("required_capabilities"),
-        "context_window": int(c["context_window"][row]) >= r.get("prompt_tokens") + mot,
+        "context_window": int(c["context_window"][row])
+        >= family_prompt_tokens(r.get("prompt_tokens"), t.ratio(row)) + mot,
         "max_output": mot == 0 or int(c["max_output"][row]) >= mot,
         "region": allowed(r.get("region_mask"), int(c["region"][row])),
         "data_policy": int(c["data_policy"][row]) >= r.get("min_data_policy"),
@@ -152,9 +173,10 @@ def reference_verdicts(t: Table, r: Request, row: int) -> list[bool]:
 
 
 def expected_cost(t: Table, r: Request, row: int) -> float:
+    """The prompt scaled by the row's token ratio (unrounded) plus the expected output."""
     c = t.columns
     return float(
-        r.get("prompt_tokens") * c["price_input"][row]
+        r.get("prompt_tokens") * t.ratio(row) * c["price_input"][row]
         + r.get("expected_output_tokens") * c["price_output"][row]
     )
 
@@ -416,3 +438,186 @@ def test_route_rejects_negative_overrides() -> None:
             table.route(core.RouteRequest(), **{name: -1})
     assert table.route(core.RouteRequest(), limit=0).ranked.tolist() == []
     assert table.route(core.RouteRequest(), limit=0).candidates_viable == 3
+
+
+# ---------------------------------------------------------------- per-family token ratios
+
+
+def test_token_ratio_of_every_family() -> None:
+    assert set(FAMILY_TOKEN_RATIOS) == set(core.FAMILIES)
+    for family, ratio in FAMILY_TOKEN_RATIOS.items():
+        assert core.token_ratio(family) == ratio
+        assert core.token_ratio(family.upper()) == ratio
+    assert core.token_ratio("claude") == 1.3
+    assert core.token_ratio("gpt-4o") == 1.0
+    for unknown in ("", "no-such-family", None):
+        assert core.token_ratio(unknown) == 1.0
+
+
+def test_table_rejects_bad_token_ratios() -> None:
+    cols = small_table().columns
+    for bad in (0.5, 0.0, -1.0, 0.999, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"token_ratio.*row 1"):
+            core.CandidateTable(**cols, token_ratio=np.array([1.0, bad, 1.3]))
+    with pytest.raises(ValueError, match="token_ratio"):
+        core.CandidateTable(**cols, token_ratio=np.ones(2))
+    with pytest.raises(ValueError, match=r"token_ratio.*float64"):
+        core.CandidateTable(**cols, token_ratio=np.ones(3, dtype=np.float32))
+    assert len(core.CandidateTable(**cols, token_ratio=None)) == 3
+
+
+def test_context_window_uses_the_scaled_prompt() -> None:
+    # Rows 0-2: ratios 1.0, 1.15, 1.3, all with a 1000-token window.
+    table = core.CandidateTable(**small_table().columns, token_ratio=np.array([1.0, 1.15, 1.3]))
+
+    def viable(prompt: int, output: int) -> list[int]:
+        request = core.RouteRequest(prompt_tokens=prompt, max_output_tokens=output)
+        return sorted(table.route(request).ranked.tolist())
+
+    # 700 × 1.3 = 910 and ⌈700 × 1.15⌉ = ⌈804.99…⌉ = 805.
+    assert viable(700, 90) == [0, 1, 2]
+    assert viable(700, 91) == [0, 1]
+    assert viable(700, 195) == [0, 1]
+    assert viable(700, 196) == [0]
+    explained = table.route(
+        core.RouteRequest(prompt_tokens=700, max_output_tokens=196), explain=True
+    )
+    assert explained.rejected_by is not None
+    context = core.CONSTRAINT_NAMES.index("context_window")
+    assert explained.rejected_by.tolist() == [-1, context, context]
+
+
+def test_cost_uses_the_scaled_prompt() -> None:
+    cols = {**small_table().columns, "price_input": np.array([1.0, 1.2, 1.4])}
+    cols["price_output"] = np.zeros(3)
+    cheapest = core.RouteRequest(cheapest=True, prompt_tokens=500, expected_output_tokens=0)
+    assert core.CandidateTable(**cols).route(cheapest).ranked.tolist() == [0, 1, 2]
+    # Costs 500 × 1.3 × 1.0 = 650, 500 × 1.0 × 1.2 = 600, 500 × 1.0 × 1.4 = 700.
+    scaled = core.CandidateTable(**cols, token_ratio=np.array([1.3, 1.0, 1.0]))
+    assert scaled.route(cheapest).ranked.tolist() == [1, 0, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases())
+def test_unit_ratios_route_as_without_ratios(case: tuple[Table, Request]) -> None:
+    table, req = case
+    request = core.RouteRequest(**req.kwargs)
+    plain = {k: v for k, v in table.columns.items() if k != "token_ratio"}
+    without = core.CandidateTable(**plain).route(request, explain=True)
+    ones = core.CandidateTable(**plain, token_ratio=np.ones(table.rows)).route(
+        request, explain=True
+    )
+    assert ones.ranked.tolist() == without.ranked.tolist()
+    assert ones.scores.tolist() == without.scores.tolist()
+    assert ones.rejected_by is not None and without.rejected_by is not None
+    assert ones.rejected_by.tolist() == without.rejected_by.tolist()
+    assert (ones.candidates_total, ones.candidates_viable, ones.emptied_by) == (
+        without.candidates_total,
+        without.candidates_viable,
+        without.emptied_by,
+    )
+    # And that is the unscaled rule: prompt + output against the window.
+    context = core.CONSTRAINT_NAMES.index("context_window")
+    need = req.get("prompt_tokens") + req.get("max_output_tokens")
+    for row, code in enumerate(without.rejected_by.tolist()):
+        if code == -1 or code > context:
+            assert int(plain["context_window"][row]) >= need
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases(), st.data())
+def test_a_higher_ratio_only_fails_the_context_window_sooner(
+    case: tuple[Table, Request], data: st.DataObject
+) -> None:
+    table, req = case
+    if table.rows == 0:
+        return
+    row = data.draw(st.integers(0, table.rows - 1))
+    raise_by = data.draw(st.sampled_from([0.15, 0.3]) | st.floats(0, 2))
+    ratios = np.array([table.ratio(r) for r in range(table.rows)], dtype=np.float64)
+    before = Table({**table.columns, "token_ratio": ratios.copy()})
+    ratios[row] += raise_by
+    after = Table({**table.columns, "token_ratio": ratios})
+    request = core.RouteRequest(**req.kwargs)
+    old = before.build().route(request, explain=True).rejected_by
+    new = after.build().route(request, explain=True).rejected_by
+    assert old is not None and new is not None
+    context = core.CONSTRAINT_NAMES.index("context_window")
+    for r, (was, now) in enumerate(zip(old.tolist(), new.tolist(), strict=True)):
+        if r != row or was == now:
+            assert was == now, r
+        else:  # newly rejected by the context window, having passed everything before it
+            assert now == context and (was == -1 or was > context), (r, was, now)
+        was_ok = reference_verdicts(before, req, r)[context]
+        assert was_ok or not reference_verdicts(after, req, r)[context]
+
+
+def test_claude_prompt_near_the_window_is_rejected_but_openai_kept() -> None:
+    """Public API, built-in catalog: a prompt that fits a 200k window as counted (o200k) but
+    not once scaled to Claude's tokens (× 1.3) keeps o4-mini and rejects Claude."""
+    routing = RoutingTable.from_config(assume_credentials=True)
+    rows = routing.catalog.deployments
+    claude = next(d for d in rows if d.model.family == "claude" and d.provider.id == "anthropic")
+    openai = next(
+        d
+        for d in rows
+        if d.model.family in ("o-series", "gpt-5", "gpt-4.1", "gpt-4o")
+        and d.provider.id == "openai"
+        and d.offer.context_window == claude.offer.context_window
+    )
+    window = claude.offer.context_window
+    ratio = core.token_ratio("claude")
+    assert ratio > 1.0 and core.token_ratio(openai.model.family) == 1.0
+    # The largest count that still fits once scaled (153,846 for 200,000 at 1.3).
+    start = int(window / ratio)
+    largest_fitting = max(n for n in range(start - 2, start + 3) if math.ceil(n * ratio) <= window)
+    models = (claude.model.id, openai.model.id)
+
+    def decide(prompt_tokens: int) -> tuple[set[int], dict[int, str]]:
+        decision = routing.route(
+            RouteQuery(model=models, prompt_tokens=prompt_tokens), explain=True
+        )
+        kept = {c.row for c in decision.candidates}
+        return kept, {r.row: r.constraint for r in decision.rejections}
+
+    for prompt in (window - 1, largest_fitting + 1):
+        kept, rejected = decide(prompt)
+        assert rejected[claude.row] == "context_window", prompt
+        assert openai.row in kept, prompt
+    kept, _ = decide(largest_fitting)
+    assert {claude.row, openai.row} <= kept
+
+
+BUILT_IN = load_config(None)
+BUILT_IN_TABLE = RoutingTable.from_config(BUILT_IN, assume_credentials=True)
+BUILT_IN_REFERENCE = ReferenceScorer(BUILT_IN, {}, assume_credentials=True)
+# Around the built-in windows (128k, 131,072, 200k, 262,144, 1M) as counted and as scaled.
+PROMPTS = [0, 1000, 100_000, 111_304, 111_305, 153_846, 153_847, 199_999, 230_000, 900_000]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["auto", "cheapest", "best", *sorted(m.id for m in BUILT_IN.models)]),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from(PROMPTS) | st.integers(0, 1_100_000),
+    st.sampled_from([0, 0, 1000, 8192, 32_000]),
+    st.sampled_from([0, 256, 4000]),
+)
+def test_built_in_catalog_matches_the_reference(
+    models: list[str], prompt: int, max_output: int, expected_output: int
+) -> None:
+    """Every family of the built-in catalog, decided by the product and by the reference."""
+    query = RouteQuery(
+        model=models[0] if len(models) == 1 else tuple(models),
+        prompt_tokens=prompt,
+        max_output_tokens=max_output,
+        expected_output_tokens=expected_output,
+    )
+    decision = BUILT_IN_TABLE.route(query, explain=True)
+    expected = BUILT_IN_REFERENCE.route(query)
+    assert_matches_reference(decision, expected)
+    rejected = {r.row: r.constraint for r in decision.rejections}
+    assert [rejected.get(row) for row in range(len(expected.rejected_by))] == expected.rejected_by

@@ -17,6 +17,11 @@ Rules, in the order the SPEC gives them:
 - Filters, in order (the first one a row fails is its rejection): model, provider, key
   source, capabilities, context window, max output, region, data policy, price, quality
   floor, ttft, throughput, success rate, circuit.
+- Prompt tokens are counted with ``o200k_base``; a row's model family sees
+  ``ratio × prompt_tokens`` (``FAMILY_TOKEN_RATIOS``, 1.0 for OpenAI, unknown or missing
+  families): the context window must hold ``ceil(prompt_tokens × ratio)`` plus the requested
+  output, and the expected cost is ``prompt_tokens × ratio × input price + expected output ×
+  output price`` (docs/tokens.md).
 - Scoring: min-max normalised features within the viable set (all equal → 1.0), weights
   normalised to sum 1; ``cheapest`` ranks by expected cost. Ties: lower blended price, then
   lower row. ``auto`` adds a soft quality floor that is dropped when it would empty the set.
@@ -27,6 +32,7 @@ Rules, in the order the SPEC gives them:
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -77,6 +83,36 @@ DATA_POLICY = {"none": 0, "no_training": 1, "zdr": 2}
 DEFAULT_EXPECTED_OUTPUT = 512
 DEFAULT_QUALITY = 0.5  # a task a model has no score for
 MOCK = "mock"
+# docs/tokens.md: assumed tokens of a family per o200k_base token (not measured offline).
+FAMILY_TOKEN_RATIOS: dict[str, float] = {
+    "gpt-4o": 1.0,
+    "gpt-4.1": 1.0,
+    "o-series": 1.0,
+    "gpt-5": 1.0,
+    "gpt-oss": 1.0,
+    "text-embedding-3": 1.0,
+    "claude": 1.30,
+    "mistral": 1.25,
+    "llama": 1.25,
+    "gemini": 1.15,
+    "deepseek": 1.15,
+    "grok": 1.15,
+    "qwen": 1.15,
+}
+
+
+def family_token_ratio(family: str | None) -> float:
+    """A family's ratio (names compared case-insensitively); 1.0 when unknown or missing."""
+    if family is None:
+        return 1.0
+    return FAMILY_TOKEN_RATIOS.get(family.strip().lower(), 1.0)
+
+
+def family_prompt_tokens(prompt_tokens: int, ratio: float) -> int:
+    """Prompt tokens the family sees: ``ceil(prompt_tokens × ratio)``, the count itself at 1."""
+    if ratio == 1.0:
+        return prompt_tokens
+    return max(prompt_tokens, math.ceil(prompt_tokens * ratio))
 
 
 @dataclass(frozen=True)
@@ -303,9 +339,13 @@ class ReferenceScorer:
         price = self.rows[row].price
         return (price.input + price.output) / 2
 
+    def token_ratio(self, row: int) -> float:
+        return family_token_ratio(self.rows[row].model.family)
+
     def expected_cost(self, row: int, plan: Plan) -> float:
         price = self.rows[row].price
-        return plan.prompt_tokens * price.input + plan.expected_output_tokens * price.output
+        prompt = plan.prompt_tokens * self.token_ratio(row)  # unrounded
+        return prompt * price.input + plan.expected_output_tokens * price.output
 
     def passes(
         self, row: int, constraint: str, plan: Plan, group: frozenset[str], floor: float | None
@@ -321,7 +361,8 @@ class ReferenceScorer:
         if constraint == "capabilities":
             return plan.capabilities <= set(offer.capabilities)
         if constraint == "context_window":
-            return offer.context_window >= plan.prompt_tokens + plan.max_output_tokens
+            prompt = family_prompt_tokens(plan.prompt_tokens, self.token_ratio(row))
+            return offer.context_window >= prompt + plan.max_output_tokens
         if constraint == "max_output":
             return plan.max_output_tokens == 0 or offer.max_output >= plan.max_output_tokens
         if constraint == "region":

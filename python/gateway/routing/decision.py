@@ -29,7 +29,8 @@ CONSTRAINT_MEANINGS: dict[str, str] = {
     "provider": "provider not allowed, or no usable key for it",
     "key_source": "not the required key source (BYOK or platform)",
     "capabilities": "lacks a capability the request needs",
-    "context_window": "context window smaller than prompt plus requested output",
+    "context_window": "context window smaller than the prompt (in the family's tokens) plus "
+    "requested output",
     "max_output": "maximum output smaller than the requested output",
     "region": "region not allowed",
     "data_policy": "data policy weaker than required",

@@ -36,6 +36,9 @@ pub struct Columns {
     /// Row-major `(rows, task_count)` expected quality per task.
     pub quality: Vec<f64>,
     pub task_count: usize,
+    /// Tokens of the row's model family per counted (`o200k_base`) prompt token, finite and
+    /// at least 1 (see [`scaled_prompt_tokens`]); empty means 1.0 for every row.
+    pub token_ratio: Vec<f64>,
 }
 
 /// Live health figures of one row, replaced as attempts complete.
@@ -55,6 +58,23 @@ pub struct ScoreRow {
     pub ttft_ms: f64,
     pub throughput_tps: f64,
     pub success_rate: f64,
+    /// The row's [`Columns::token_ratio`].
+    pub token_ratio: f64,
+}
+
+/// Prompt tokens a row's model is assumed to see for `prompt_tokens` counted tokens:
+/// `prompt_tokens` itself at ratio 1, else `⌈prompt_tokens × ratio⌉` (never fewer than
+/// `prompt_tokens`, saturating at `u64::MAX`). The context-window constraint adds the
+/// requested output to this.
+#[inline]
+#[allow(clippy::float_cmp)] // exactly 1.0: the count as it is, whatever its size
+pub fn scaled_prompt_tokens(prompt_tokens: u64, ratio: f64) -> u64 {
+    if ratio == 1.0 {
+        prompt_tokens
+    } else {
+        // `as` saturates: an infinite product is u64::MAX.
+        prompt_tokens.max((prompt_tokens as f64 * ratio).ceil() as u64)
+    }
 }
 
 /// Validated candidate table.
@@ -73,13 +93,18 @@ pub struct CandidateTable {
     price_rank: Vec<u32>,
     /// Rows whose circuit is open; the circuit constraint is skipped while this is zero.
     open_circuits: usize,
+    /// Derived at build: the distinct token ratios, ascending (`[1.0]` when uniform).
+    ratio_values: Vec<f64>,
+    /// Derived at build: each row's index into `ratio_values`, so one call scales the prompt
+    /// once per distinct ratio rather than once per row.
+    ratio_class: Vec<u32>,
 }
 
 impl CandidateTable {
     /// Validate lengths (every column one entry per row, quality `rows × task_count`) and
     /// values (no NaN; prices finite and non-negative).
     #[allow(clippy::too_many_lines)] // one validation per column, then the derived columns
-    pub fn new(cols: Columns) -> Result<Self, CoreError> {
+    pub fn new(mut cols: Columns) -> Result<Self, CoreError> {
         let rows = cols.model.len();
         if u32::try_from(rows).is_err() {
             return Err(CoreError::argument(
@@ -87,7 +112,10 @@ impl CandidateTable {
                 format!("has {rows} rows; a table holds at most {} rows", u32::MAX),
             ));
         }
-        let lengths: [(&'static str, usize); 15] = [
+        if cols.token_ratio.is_empty() {
+            cols.token_ratio = vec![1.0; rows];
+        }
+        let lengths: [(&'static str, usize); 16] = [
             ("provider", cols.provider.len()),
             ("region", cols.region.len()),
             ("price_input", cols.price_input.len()),
@@ -102,6 +130,7 @@ impl CandidateTable {
             ("throughput_tps", cols.throughput_tps.len()),
             ("success_rate", cols.success_rate.len()),
             ("circuit_open", cols.circuit_open.len()),
+            ("token_ratio", cols.token_ratio.len()),
             ("quality", cols.quality.len() / cols.task_count.max(1)),
         ];
         for (column, len) in lengths {
@@ -149,6 +178,19 @@ impl CandidateTable {
             }
         }
         if let Some(row) = cols
+            .token_ratio
+            .iter()
+            .position(|r| !(r.is_finite() && *r >= 1.0))
+        {
+            return Err(CoreError::argument(
+                "token_ratio",
+                format!(
+                    "must be finite and at least 1.0 (row {row} is {})",
+                    cols.token_ratio[row]
+                ),
+            ));
+        }
+        if let Some(row) = cols
             .key_source
             .iter()
             .position(|&k| k == KEY_SOURCE_ANY || k > 2)
@@ -194,7 +236,17 @@ impl CandidateTable {
                 ttft_ms: cols.ttft_ms[r],
                 throughput_tps: cols.throughput_tps[r],
                 success_rate: cols.success_rate[r],
+                token_ratio: cols.token_ratio[r],
             })
+            .collect();
+        let mut ratio_values = cols.token_ratio.clone();
+        ratio_values.push(1.0);
+        ratio_values.sort_unstable_by(f64::total_cmp);
+        ratio_values.dedup();
+        let ratio_class = cols
+            .token_ratio
+            .iter()
+            .map(|r| ratio_values.partition_point(|v| v < r) as u32)
             .collect();
         Ok(Self {
             cols,
@@ -203,6 +255,8 @@ impl CandidateTable {
             score_rows,
             price_rank,
             open_circuits,
+            ratio_values,
+            ratio_class,
         })
     }
 
@@ -293,9 +347,16 @@ impl CandidateTable {
         (task < self.cols.task_count).then(|| &self.quality_by_task[task * rows..(task + 1) * rows])
     }
 
-    /// Expected cost in USD-per-million units of one request's token counts.
+    /// True when every row's token ratio is 1.0: routing then uses the request's prompt
+    /// tokens as they are (the fast path of filtering and scoring).
+    pub fn uniform_token_ratio(&self) -> bool {
+        self.ratio_values.len() == 1
+    }
+
+    /// Expected cost in USD-per-million units of one request's token counts: the prompt
+    /// scaled by the row's token ratio (unrounded) at the input price, plus the output.
     pub fn expected_cost(&self, row: usize, prompt_tokens: u64, output_tokens: u64) -> f64 {
-        prompt_tokens as f64 * self.cols.price_input[row]
+        prompt_tokens as f64 * self.cols.token_ratio[row] * self.cols.price_input[row]
             + output_tokens as f64 * self.cols.price_output[row]
     }
 }
@@ -366,7 +427,8 @@ fn tokens(capacity: i64) -> u64 {
 /// column.
 pub fn first_failed(table: &CandidateTable, c: &Constraints, row: usize) -> Option<usize> {
     let t = table.columns();
-    let needed_context = c.prompt_tokens.saturating_add(c.max_output_tokens);
+    let needed_context = scaled_prompt_tokens(c.prompt_tokens, t.token_ratio[row])
+        .saturating_add(c.max_output_tokens);
     let passes = [
         allowed(c.model_mask.as_ref(), t.model[row]),
         allowed(c.provider_mask.as_ref(), t.provider[row]),
@@ -534,9 +596,29 @@ pub(crate) fn select(
     let caps = c.required_capabilities;
     sieve.step(3, caps != 0, |r| t.capabilities[r] & caps == caps);
     let needed_context = prompt_tokens.saturating_add(max_output_tokens);
-    sieve.step(4, needed_context > 0, |r| {
-        tokens(t.context_window[r]) >= needed_context
-    });
+    if table.uniform_token_ratio() || prompt_tokens == 0 {
+        sieve.step(4, needed_context > 0, |r| {
+            tokens(t.context_window[r]) >= needed_context
+        });
+    } else {
+        // The context needed per distinct ratio (a handful), then one lookup per row.
+        let mut small = [0u64; 16];
+        let mut large = Vec::new();
+        let needed: &mut [u64] = if table.ratio_values.len() <= small.len() {
+            &mut small[..table.ratio_values.len()]
+        } else {
+            large.resize(table.ratio_values.len(), 0);
+            &mut large
+        };
+        for (need, &ratio) in needed.iter_mut().zip(&table.ratio_values) {
+            *need = scaled_prompt_tokens(prompt_tokens, ratio).saturating_add(max_output_tokens);
+        }
+        let needed: &[u64] = needed;
+        let class = &table.ratio_class;
+        sieve.step(4, true, |r| {
+            tokens(t.context_window[r]) >= needed[class[r] as usize]
+        });
+    }
     sieve.step(5, max_output_tokens > 0, |r| {
         tokens(t.max_output[r]) >= max_output_tokens
     });

@@ -22,8 +22,8 @@ pub use analyze::{
     analyze, count_body_tokens, estimate_prompt_tokens, Analysis, PromptSize, EXACT_BODY_LIMIT,
 };
 pub use candidates::{
-    filter, filter_explained, first_failed, CandidateTable, Columns, Constraints, FilterOutcome,
-    Health,
+    filter, filter_explained, first_failed, scaled_prompt_tokens, CandidateTable, Columns,
+    Constraints, FilterOutcome, Health,
 };
 pub use codes::*;
 pub use error::CoreError;

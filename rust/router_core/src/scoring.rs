@@ -297,6 +297,10 @@ fn best_first(keys: &[Key], limit: usize) -> Vec<usize> {
 
 /// [`rank`] of `viable` (any order) keeping only the best `limit` rows, which come out as the
 /// first `limit` of the full ranking. Normalisation always uses every viable row.
+///
+/// The cost feature is [`CandidateTable::expected_cost`]: the prompt scaled by each row's
+/// token ratio. When every ratio is 1.0 the scaling is left out (multiplying by 1.0 changes
+/// nothing), so that table ranks exactly as fast as before ratios existed.
 pub(crate) fn rank_top(
     table: &CandidateTable,
     viable: &[u32],
@@ -308,7 +312,27 @@ pub(crate) fn rank_top(
         inputs.prompt_tokens as f64,
         inputs.expected_output_tokens as f64,
     );
-    let cost = |r: usize| pt * features[r].price_input + eot * features[r].price_output;
+    if table.uniform_token_ratio() {
+        rank_by(table, viable, inputs, limit, |r| {
+            pt * features[r].price_input + eot * features[r].price_output
+        })
+    } else {
+        rank_by(table, viable, inputs, limit, |r| {
+            pt * features[r].token_ratio * features[r].price_input + eot * features[r].price_output
+        })
+    }
+}
+
+/// [`rank_top`] with the expected cost of a row given by `cost` (monomorphised per rule).
+#[inline]
+fn rank_by(
+    table: &CandidateTable,
+    viable: &[u32],
+    inputs: &ScoreInputs,
+    limit: Option<usize>,
+    cost: impl Fn(usize) -> f64,
+) -> Ranking {
+    let features = table.score_rows();
     let quality = table.quality_column(inputs.task);
     let quality_of = |r: usize| quality.map_or(0.0, |q| q[r]);
     let price_rank = table.price_ranks();

@@ -4,11 +4,22 @@ use proptest::prelude::*;
 use router_core::candidates::first_failed;
 use router_core::route::{route_with, RouteOptions};
 use router_core::{
-    route, route_explained, CandidateTable, Columns, Constraints, RouteRequest, Weights,
-    CONSTRAINT_NAMES,
+    filter_explained, route, route_explained, CandidateTable, Columns, Constraints, RouteRequest,
+    Weights, CONSTRAINT_NAMES,
 };
 
 const IDS: i32 = 4;
+
+/// Per-row token ratios: none (1.0 everywhere), the catalog's family ratios, or any in [1, 3].
+fn ratios(rows: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![
+        Just(Vec::new()),
+        proptest::collection::vec(
+            prop_oneof![Just(1.0), Just(1.15), Just(1.25), Just(1.3), 1.0..3.0f64],
+            rows,
+        ),
+    ]
+}
 
 fn table_strategy() -> impl Strategy<Value = CandidateTable> {
     (0usize..24, 1usize..3).prop_flat_map(|(rows, tasks)| {
@@ -30,12 +41,14 @@ fn table_strategy() -> impl Strategy<Value = CandidateTable> {
                 proptest::collection::vec(any::<bool>(), rows),
                 proptest::collection::vec(0.0..=1.0f64, rows * tasks),
             ),
+            ratios(rows),
         )
             .prop_map(
                 move |(
                     (model, provider, region, pi, po),
                     (cw, mo, caps, dp, ks),
                     (ttft, tps, sr, co, q),
+                    token_ratio,
                 )| {
                     CandidateTable::new(Columns {
                         model,
@@ -55,6 +68,7 @@ fn table_strategy() -> impl Strategy<Value = CandidateTable> {
                         circuit_open: co,
                         quality: q,
                         task_count: tasks,
+                        token_ratio,
                     })
                     .expect("generated table is valid")
                 },
@@ -128,17 +142,28 @@ fn id_allowed(mask: Option<&Vec<bool>>, id: i32) -> bool {
     }
 }
 
+/// Reference: the prompt tokens a row's family sees, ⌈counted × ratio⌉ (the count itself at
+/// ratio 1).
+fn family_prompt(prompt_tokens: u64, ratio: f64) -> i128 {
+    if ratio > 1.0 {
+        ((prompt_tokens as f64) * ratio).ceil() as i128
+    } else {
+        i128::from(prompt_tokens)
+    }
+}
+
 /// Reference: which of the 14 constraints each row passes, written independently.
 fn passes(t: &CandidateTable, c: &Constraints, row: usize) -> [bool; 14] {
     let col = t.columns();
     let blended = f64::midpoint(col.price_input[row], col.price_output[row]);
+    let ratio = col.token_ratio.get(row).copied().unwrap_or(1.0);
     [
         id_allowed(c.model_mask.as_ref(), col.model[row]),
         id_allowed(c.provider_mask.as_ref(), col.provider[row]),
         c.key_source == 0 || col.key_source[row] == c.key_source,
         (col.capabilities[row] & c.required_capabilities) == c.required_capabilities,
         i128::from(col.context_window[row])
-            >= i128::from(c.prompt_tokens) + i128::from(c.max_output_tokens),
+            >= family_prompt(c.prompt_tokens, ratio) + i128::from(c.max_output_tokens),
         c.max_output_tokens == 0
             || i128::from(col.max_output[row]) >= i128::from(c.max_output_tokens),
         id_allowed(c.region_mask.as_ref(), col.region[row]),
@@ -240,7 +265,7 @@ fn reference_ranking(t: &CandidateTable, req: &RouteRequest, viable: &[usize]) -
     let cost: Vec<f64> = viable
         .iter()
         .map(|&r| {
-            c.prompt_tokens as f64 * col.price_input[r]
+            c.prompt_tokens as f64 * col.token_ratio[r] * col.price_input[r]
                 + req.expected_output_tokens as f64 * col.price_output[r]
         })
         .collect();
@@ -348,6 +373,79 @@ proptest! {
     }
 }
 
+/// `table` with its token ratios replaced.
+fn with_ratios(table: &CandidateTable, token_ratio: Vec<f64>) -> CandidateTable {
+    CandidateTable::new(Columns {
+        token_ratio,
+        ..table.columns().clone()
+    })
+    .expect("valid ratios")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Ratio 1.0 on every row is the rule without ratios: the context window against
+    /// prompt + output as counted, the cost of the prompt as counted.
+    #[test]
+    fn unit_ratios_are_the_unscaled_rule(table in table_strategy(), req in request_strategy()) {
+        let ones = with_ratios(&table, vec![1.0; table.len()]);
+        prop_assert!(ones.uniform_token_ratio());
+        prop_assert_eq!(&ones, &with_ratios(&table, Vec::new()));
+        let c = &req.constraints;
+        let col = ones.columns();
+        for row in 0..ones.len() {
+            let unscaled = i128::from(col.context_window[row])
+                >= i128::from(c.prompt_tokens) + i128::from(c.max_output_tokens);
+            prop_assert_eq!(passes(&ones, c, row)[4], unscaled);
+            let cost = c.prompt_tokens as f64 * col.price_input[row]
+                + req.expected_output_tokens as f64 * col.price_output[row];
+            prop_assert_eq!(
+                ones.expected_cost(row, c.prompt_tokens, req.expected_output_tokens).to_bits(),
+                cost.to_bits()
+            );
+        }
+        let result = route_explained(&ones, &req, true).expect("valid request");
+        let mut viable: Vec<usize> = (0..ones.len())
+            .filter(|&r| passes(&ones, c, r).iter().all(|&p| p))
+            .collect();
+        viable.sort_unstable();
+        prop_assert_eq!(&result.ranked, &reference_ranking(&ones, &req, &viable));
+    }
+
+    /// Raising one row's ratio can only make that row fail the context window sooner: no
+    /// other verdict changes, and nothing becomes viable.
+    #[test]
+    fn a_higher_ratio_only_fails_the_context_window_sooner(
+        table in table_strategy(),
+        req in request_strategy(),
+        pick in any::<prop::sample::Index>(),
+        raise in prop_oneof![Just(0.15), Just(0.3), 0.0..2.0f64],
+    ) {
+        prop_assume!(!table.is_empty());
+        let row = pick.index(table.len());
+        let mut ratios = table.columns().token_ratio.clone();
+        ratios[row] += raise;
+        let raised = with_ratios(&table, ratios);
+        let (before, before_by) = filter_explained(&table, &req.constraints);
+        let (after, after_by) = filter_explained(&raised, &req.constraints);
+        prop_assert!(after.viable.iter().all(|r| before.viable.contains(r)));
+        for r in 0..table.len() {
+            let (old, new) = (before_by[r], after_by[r]);
+            if r != row || old == new {
+                prop_assert_eq!(old, new, "row {}", r);
+            } else {
+                // Only the context window (index 4) may newly reject it, and only where it
+                // passed every earlier constraint.
+                prop_assert_eq!(new, 4, "row {} went from {} to {}", r, old, new);
+                prop_assert!(old == -1 || old > 4, "row {} went from {}", r, old);
+            }
+            let (p_old, p_new) = (passes(&table, &req.constraints, r), passes(&raised, &req.constraints, r));
+            prop_assert!(!p_new[4] || p_old[4], "context verdict improved for row {}", r);
+        }
+    }
+}
+
 /// A route result compared without its explanation.
 #[derive(Debug)]
 struct RouteResultWithout(router_core::RouteResult);
@@ -383,6 +481,7 @@ fn ties_break_by_price_then_row() {
         circuit_open: vec![false; rows],
         quality: vec![0.5; rows],
         task_count: 1,
+        token_ratio: Vec::new(),
     })
     .unwrap();
     // Only ttft weighted and all equal: every score is the same, so blended price (2, 1.5,
@@ -426,4 +525,85 @@ fn mismatched_columns_are_rejected() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("provider"), "{err}");
+}
+
+fn ratio_table(context_window: Vec<i64>, token_ratio: Vec<f64>) -> Result<CandidateTable, String> {
+    let rows = context_window.len();
+    CandidateTable::new(Columns {
+        model: vec![0; rows],
+        provider: vec![0; rows],
+        region: vec![0; rows],
+        price_input: vec![1.0; rows],
+        price_output: vec![1.0; rows],
+        price_cached: vec![0.0; rows],
+        context_window,
+        max_output: vec![1000; rows],
+        capabilities: vec![0; rows],
+        data_policy: vec![0; rows],
+        key_source: vec![1; rows],
+        ttft_ms: vec![100.0; rows],
+        throughput_tps: vec![50.0; rows],
+        success_rate: vec![1.0; rows],
+        circuit_open: vec![false; rows],
+        quality: vec![0.5; rows],
+        task_count: 1,
+        token_ratio,
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn context_window_uses_the_rounded_up_family_prompt() {
+    // 700 counted tokens are ⌈910⌉ = 910 Claude tokens, ⌈804.9999999999999⌉ = 805 at 1.15.
+    assert_eq!(router_core::scaled_prompt_tokens(700, 1.3), 910);
+    assert_eq!(router_core::scaled_prompt_tokens(700, 1.15), 805);
+    assert_eq!(router_core::scaled_prompt_tokens(3, 1.3), 4);
+    assert_eq!(router_core::scaled_prompt_tokens(700, 1.0), 700);
+    assert_eq!(router_core::scaled_prompt_tokens(0, 1.3), 0);
+    assert_eq!(router_core::scaled_prompt_tokens(u64::MAX, 2.0), u64::MAX);
+    let table = ratio_table(vec![1000, 1000, 1000], vec![1.0, 1.15, 1.3]).unwrap();
+    let request = |prompt_tokens, max_output_tokens| RouteRequest {
+        constraints: Constraints {
+            prompt_tokens,
+            max_output_tokens,
+            ..Constraints::default()
+        },
+        ..RouteRequest::default()
+    };
+    let viable = |req: &RouteRequest| {
+        let mut rows = route(&table, req).unwrap().ranked;
+        rows.sort_unstable();
+        rows
+    };
+    assert_eq!(viable(&request(700, 90)), vec![0, 1, 2]);
+    assert_eq!(viable(&request(700, 91)), vec![0, 1]);
+    assert_eq!(viable(&request(700, 195)), vec![0, 1]);
+    assert_eq!(viable(&request(700, 196)), vec![0]);
+    assert_eq!(viable(&request(0, 1000)), vec![0, 1, 2]);
+    let explained = route_explained(&table, &request(700, 196), true).unwrap();
+    assert_eq!(explained.rejected_by, Some(vec![-1, 4, 4]));
+    // Cost: the prompt scaled, unrounded.
+    assert_eq!(
+        table.expected_cost(2, 100, 10).to_bits(),
+        (100.0 * 1.3 + 10.0f64).to_bits()
+    );
+}
+
+#[test]
+fn bad_token_ratios_are_rejected() {
+    for bad in [0.5, 0.0, -1.0, f64::NAN, f64::INFINITY, 0.999_999] {
+        let err = ratio_table(vec![1000, 1000], vec![1.0, bad]).unwrap_err();
+        assert!(
+            err.contains("token_ratio") && err.contains("row 1"),
+            "{err}"
+        );
+    }
+    let err = ratio_table(vec![1000, 1000], vec![1.0]).unwrap_err();
+    assert!(err.contains("token_ratio"), "{err}");
+    assert!(ratio_table(vec![1000], vec![1.0])
+        .unwrap()
+        .uniform_token_ratio());
+    assert!(!ratio_table(vec![1000], vec![1.25])
+        .unwrap()
+        .uniform_token_ratio());
 }

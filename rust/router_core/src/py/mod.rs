@@ -33,7 +33,7 @@ mod router_core_module {
     use super::sse::{PyOpenAIStreamRelay, PySseEvent, PySseParser};
     #[pymodule_export]
     use super::tokens::{
-        count_body_tokens, count_chat, count_tokens, estimate_tokens, vocabulary_gz,
+        count_body_tokens, count_chat, count_tokens, estimate_tokens, token_ratio, vocabulary_gz,
     };
     #[pymodule_export]
     use super::translate::{PyAnthropicStreamRelay, PyOpenAIToAnthropicRelay};

@@ -15,6 +15,10 @@ use crate::{
 /// Columnar table of deployments; built once from the catalog, shared by all requests.
 ///
 /// Every column has one entry per deployment (row). ``quality`` is shaped (rows, tasks).
+/// ``token_ratio`` (optional, 1.0 everywhere when ``None``) is each row's model-family tokens
+/// per counted prompt token: the context-window constraint needs
+/// ``ceil(prompt_tokens * token_ratio) + max_output_tokens`` and the cost feature uses
+/// ``prompt_tokens * token_ratio`` at the input price.
 /// Routing takes a read lock with the GIL released; ``update_health`` a short write lock.
 #[pyclass(frozen, name = "CandidateTable", module = "gateway._router_core")]
 pub struct PyCandidateTable(RwLock<CandidateTable>);
@@ -27,12 +31,13 @@ impl PyCandidateTable {
 
 #[pymethods]
 impl PyCandidateTable {
-    /// Copy the columns in. Raises ``ValueError`` when lengths, shapes or dtypes disagree.
+    /// Copy the columns in. Raises ``ValueError`` when lengths, shapes or dtypes disagree, or
+    /// when a ``token_ratio`` is not finite and at least 1.0.
     #[new]
     #[pyo3(signature = (
         *, model, provider, region, price_input, price_output, price_cached, context_window,
         max_output, capabilities, data_policy, key_source, ttft_ms, throughput_tps,
-        success_rate, circuit_open, quality
+        success_rate, circuit_open, quality, token_ratio = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -52,6 +57,7 @@ impl PyCandidateTable {
         success_rate: &Bound<'_, PyAny>,
         circuit_open: &Bound<'_, PyAny>,
         quality: &Bound<'_, PyAny>,
+        token_ratio: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let (quality, quality_rows, task_count) = matrix::<f64>(quality, "quality")?;
         let columns = Columns {
@@ -72,6 +78,11 @@ impl PyCandidateTable {
             circuit_open: column(circuit_open, "circuit_open")?,
             quality,
             task_count,
+            // Empty: 1.0 for every row.
+            token_ratio: match token_ratio.filter(|r| !r.is_none()) {
+                Some(ratio) => column(ratio, "token_ratio")?,
+                None => Vec::new(),
+            },
         };
         if quality_rows != columns.model.len() {
             return Err(CoreError::ColumnMismatch {

@@ -93,6 +93,20 @@ pub fn count_body_tokens(py: Python<'_>, body: &[u8], family: &str) -> PyResult<
     }?)
 }
 
+/// Assumed tokens of a model ``family`` per ``o200k_base`` token (see ``FAMILIES``; matched
+/// case-insensitively): 1.0 for OpenAI families, for an unknown family and for ``None``.
+/// The catalog fills ``CandidateTable``'s ``token_ratio`` column with it.
+///
+/// >>> token_ratio("claude"), token_ratio("gpt-4o"), token_ratio(None)
+/// (1.3, 1.0, 1.0)
+#[pyfunction]
+#[pyo3(signature = (family))]
+pub fn token_ratio(family: Option<&str>) -> f64 {
+    family
+        .and_then(|name| Family::from_name(&name.trim().to_ascii_lowercase()))
+        .map_or(1.0, Family::ratio)
+}
+
 /// The gzipped ``.tiktoken`` vocabulary compiled into the core (for offline reference checks).
 #[pyfunction]
 #[pyo3(signature = (encoding, /))]
