@@ -4,12 +4,15 @@ Interleaved in one run (round-robin, best of ``--rounds``), single thread:
 exact counting MB/s for ``o200k_base`` and ``cl100k_base`` (ours vs ``len(enc.encode_ordinary)``),
 the estimator's MB/s, ``analyze`` on a typical 2 KB chat body (µs), and the estimator's
 overestimate per family against exact ``o200k_base`` counts. tiktoken runs offline from the
-core's bundled vocabularies. Writes ``benches/results/tokens-latest.{json,md}``.
+core's bundled vocabularies. ``--baseline PATH`` also times an earlier build of the extension
+(a copied ``_router_core*.so``) in the same interleaved rounds, for before/after figures.
+Writes ``benches/results/tokens-latest.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -18,6 +21,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,11 +64,64 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def load_baseline(path: Path) -> ModuleType:
+    """An earlier build of the extension, imported under its own init name."""
+    spec = importlib.util.spec_from_file_location("_router_core", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def estimator_errors(texts: list[str], o200k: list[int], cl100k: list[int]) -> dict[str, Any]:
+    """Estimator overestimate per family against exact counts."""
+    errors: dict[str, Any] = {}
+    for family in core.FAMILIES:
+        exact = cl100k if family == "text-embedding-3" else o200k
+        ratios = [
+            core.estimate_tokens(t, family=family) / n
+            for t, n in zip(texts, exact, strict=True)
+            if n
+        ]
+        below = sum(
+            core.estimate_tokens(t, family=family) < n for t, n in zip(texts, exact, strict=True)
+        )
+        errors[family] = {
+            "mean_over": round(statistics.fmean(ratios), 2),
+            "median_over": round(statistics.median(ratios), 2),
+            "max_over": round(max(ratios), 2),
+            "below_exact": below,
+        }
+    return errors
+
+
+def baseline_cases(old: Any, texts: list[str], body_reps: int) -> dict[str, Callable[[], object]]:
+    """The previous build's exact counts and ``analyze``, timed in the same rounds."""
+    cases: dict[str, Callable[[], object]] = {}
+    for name in corpus.ENCODINGS:
+        old.count_tokens("warm", encoding=name)
+        cases[f"baseline {name}"] = lambda name=name: [
+            old.count_tokens(t, encoding=name) for t in texts
+        ]
+
+    def old_analyze_loop() -> None:
+        for _ in range(body_reps):
+            old.analyze(CHAT_BODY)
+
+    cases["baseline analyze 2 KB body"] = old_analyze_loop
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benches" / "results")
+    parser.add_argument(
+        "--baseline", type=Path, help="an earlier _router_core*.so to time side by side"
+    )
     args = parser.parse_args()
+    old: Any = args.baseline and load_baseline(args.baseline)
 
     texts = list(corpus.build_corpus())
     nbytes = sum(len(t.encode()) for t in texts)
@@ -87,7 +145,9 @@ def main() -> None:
         core.estimate_tokens(t, family="gpt-4o") for t in texts
     ]
     cases["analyze 2 KB body"] = analyze_loop
+    cases.update(baseline_cases(old, texts, body_reps) if old else {})
     samples: dict[str, list[float]] = {k: [] for k in cases}
+    load_start = os.getloadavg()
     for _ in range(args.rounds):
         for key, fn in cases.items():
             samples[key].append(timed(fn))
@@ -95,29 +155,24 @@ def main() -> None:
     def mbs(key: str) -> float:
         return nbytes / min(samples[key]) / 1e6
 
-    throughput = {k: round(mbs(k), 2) for k in cases if k != "analyze 2 KB body"}
+    throughput = {k: round(mbs(k), 2) for k in cases if "analyze" not in k}
     analyze_us = min(samples["analyze 2 KB body"]) / body_reps * 1e6
     analyze_median = statistics.median(samples["analyze 2 KB body"]) / body_reps * 1e6
+    baseline: dict[str, Any] | None = None
+    if old:
+        old_samples = samples["baseline analyze 2 KB body"]
+        baseline = {
+            "path": str(args.baseline),
+            "analyze_2kb_us": {
+                "best": round(min(old_samples) / body_reps * 1e6, 2),
+                "median": round(statistics.median(old_samples) / body_reps * 1e6, 2),
+            },
+        }
+    load_after = os.getloadavg()
 
     o200k = [core.count_tokens(t, encoding="o200k_base") for t in texts]
     cl100k = [core.count_tokens(t, encoding="cl100k_base") for t in texts]
-    errors = {}
-    for family in core.FAMILIES:
-        exact = cl100k if family == "text-embedding-3" else o200k
-        ratios = [
-            core.estimate_tokens(t, family=family) / n
-            for t, n in zip(texts, exact, strict=True)
-            if n
-        ]
-        below = sum(
-            core.estimate_tokens(t, family=family) < n for t, n in zip(texts, exact, strict=True)
-        )
-        errors[family] = {
-            "mean_over": round(statistics.fmean(ratios), 2),
-            "median_over": round(statistics.median(ratios), 2),
-            "max_over": round(max(ratios), 2),
-            "below_exact": below,
-        }
+    errors = estimator_errors(texts, o200k, cl100k)
     english = "The quick brown fox jumps over the lazy dog while the cat sleeps. " * 50
     english_ratio = core.estimate_tokens(english, family="gpt-4o") / core.count_tokens(
         english, encoding="o200k_base"
@@ -130,7 +185,8 @@ def main() -> None:
         "machine": {
             "nproc": os.cpu_count(),
             "cpu": platform.processor() or platform.machine(),
-            "loadavg": os.getloadavg(),
+            "loadavg_start": load_start,
+            "loadavg_end": load_after,
             "python": platform.python_version(),
             "tiktoken": tiktoken.__version__,
         },
@@ -144,6 +200,7 @@ def main() -> None:
         ),
         "analyze_2kb_us": {"best": round(analyze_us, 2), "median": round(analyze_median, 2)},
         "analyze_body_bytes": len(CHAT_BODY),
+        "baseline": baseline,
         "estimator_over_o200k": errors,
         "estimator_over_english_prose": round(english_ratio, 2),
     }
@@ -154,19 +211,27 @@ def main() -> None:
         "",
         f"Corpus: {len(texts):,} strings, {nbytes:,} bytes (`tests/native/corpus.py`); single "
         f"thread, best of {args.rounds} interleaved rounds; {os.cpu_count()} cores, load "
-        f"{os.getloadavg()[0]:.2f}; tiktoken {tiktoken.__version__}.",
+        f"{load_start[0]:.2f} at start, {load_after[0]:.2f} at end (1-min avg); tiktoken "
+        f"{tiktoken.__version__}.",
         "",
         "| case | MB/s | vs tiktoken |",
         "|---|---:|---:|",
     ]
     for key, value in throughput.items():
         name = "o200k_base" if "o200k" in key or "estimate" in key else "cl100k_base"
+        label = f"{key} (previous build)" if key.startswith("baseline") else key
         base = throughput[f"tiktoken {name}"]
-        lines.append(f"| {key} | {value:.2f} | {value / base:.2f}× |")
+        lines.append(f"| {label} | {value:.2f} | {value / base:.2f}× |")
     lines += [
         "",
         f"`analyze` on a {len(CHAT_BODY):,}-byte chat body (exact o200k prompt_tokens): "
-        f"**{analyze_us:.1f} µs** best, {analyze_median:.1f} µs median.",
+        f"**{analyze_us:.1f} µs** best, {analyze_median:.1f} µs median"
+        + (
+            f" (previous build, same run: {baseline['analyze_2kb_us']['best']:.1f} µs best, "
+            f"{baseline['analyze_2kb_us']['median']:.1f} µs median)."
+            if baseline
+            else "."
+        ),
         "",
         "Estimator overestimate against exact counts (o200k; cl100k for text-embedding-3):",
         "",

@@ -58,6 +58,20 @@ def test_corpus_counts_equal_tiktoken(encoding: tiktoken.Encoding) -> None:
     assert not wrong, wrong[:5]
 
 
+def test_repeated_counts_are_stable(encoding: tiktoken.Encoding) -> None:
+    """Counts go through a per-thread piece cache: warm, reversed and interleaved with the
+    other encoding, they stay equal to tiktoken's."""
+    texts = list(corpus.build_corpus())[:3000]
+    expected = [reference(encoding, t) for t in texts]
+    for order in (texts, texts[::-1]):
+        got = {t: core.count_tokens(t, encoding=encoding.name) for t in order}  # type: ignore[arg-type]
+        for t in order[:50]:
+            core.count_tokens(
+                t, encoding="cl100k_base" if encoding.name == "o200k_base" else "o200k_base"
+            )
+        assert [got[t] for t in texts] == expected
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=200) | st.text(st.sampled_from("aA1 '\n\r\t.é中😀\u0301ſ/"), max_size=60))
 def test_random_text_equals_tiktoken(text: str) -> None:

@@ -703,7 +703,7 @@ proptest! {
     }
 }
 
-/// A well-shaped content chunk, sometimes with a tool-call fragment, written by serde_json.
+/// A well-shaped content chunk, sometimes with a tool-call fragment, written by `serde_json`.
 fn content_chunk() -> impl Strategy<Value = (String, String)> {
     (
         "[a-z é🙂\"\\\\\n]{0,12}",

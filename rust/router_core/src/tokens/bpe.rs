@@ -100,19 +100,37 @@ impl Vocab {
 
     /// tiktoken's `byte_pair_merge`, counting the final parts.
     pub fn merge_count_scan(&self, piece: &[u8]) -> usize {
-        let mut parts: Vec<(usize, u32)> = Vec::with_capacity(piece.len() + 1);
+        if piece.len() < 2 {
+            return piece.len();
+        }
+        // Pieces up to `LONG_PIECE` bytes (all of them on the `count_piece` path) merge in a
+        // stack buffer: no allocation per piece.
+        let mut stack = [(0usize, 0u32); LONG_PIECE + 1];
+        let mut heap = Vec::new();
+        let parts: &mut [(usize, u32)] = if piece.len() < stack.len() {
+            &mut stack[..=piece.len()]
+        } else {
+            heap.resize(piece.len() + 1, (0usize, 0u32));
+            &mut heap
+        };
+        self.merge_scan_in(piece, parts)
+    }
+
+    /// The scan merge with `parts` (length `piece.len() + 1`) as its working list.
+    fn merge_scan_in(&self, piece: &[u8], parts: &mut [(usize, u32)]) -> usize {
+        let mut len = piece.len() + 1;
         let mut min = (u32::MAX, usize::MAX);
         for i in 0..piece.len() - 1 {
             let rank = self.rank(&piece[i..i + 2]);
             if rank < min.0 {
                 min = (rank, i);
             }
-            parts.push((i, rank));
+            parts[i] = (i, rank);
         }
-        parts.push((piece.len() - 1, u32::MAX));
-        parts.push((piece.len(), u32::MAX));
-        let rank_at = |parts: &[(usize, u32)], i: usize| {
-            if i + 3 < parts.len() {
+        parts[piece.len() - 1] = (piece.len() - 1, u32::MAX);
+        parts[piece.len()] = (piece.len(), u32::MAX);
+        let rank_at = |parts: &[(usize, u32)], len: usize, i: usize| {
+            if i + 3 < len {
                 self.rank(&piece[parts[i].0..parts[i + 3].0])
             } else {
                 u32::MAX
@@ -121,18 +139,19 @@ impl Vocab {
         while min.0 != u32::MAX {
             let i = min.1;
             if i > 0 {
-                parts[i - 1].1 = rank_at(&parts, i - 1);
+                parts[i - 1].1 = rank_at(parts, len, i - 1);
             }
-            parts[i].1 = rank_at(&parts, i);
-            parts.remove(i + 1);
+            parts[i].1 = rank_at(parts, len, i);
+            parts.copy_within(i + 2..len, i + 1);
+            len -= 1;
             min = (u32::MAX, usize::MAX);
-            for (i, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
+            for (i, &(_, rank)) in parts[..len - 1].iter().enumerate() {
                 if rank < min.0 {
                     min = (rank, i);
                 }
             }
         }
-        parts.len() - 1
+        len - 1
     }
 
     /// The same merges with a heap and a linked list: O(n log n) for long pieces.

@@ -9,12 +9,14 @@
 //! - [`estimate`]: byte-class upper bound, per family.
 
 pub mod bpe;
+mod cache;
 pub mod chat;
 pub mod estimate;
 pub mod pretok;
 
 use std::sync::LazyLock;
 
+pub use cache::{clear_piece_caches, PIECE_CACHE_CAPACITY, PIECE_CACHE_MAX_BYTES};
 pub use chat::{count_chat, image_tokens, ImageDetail, TextCounter};
 pub use estimate::{estimate_tokens, Family};
 
@@ -85,7 +87,15 @@ impl Encoding {
     }
 
     /// Exact token count of `text`, equal to tiktoken's `len(enc.encode_ordinary(text))`.
+    ///
+    /// Pieces of up to [`PIECE_CACHE_MAX_BYTES`] bytes go through a bounded per-thread
+    /// cache of piece → count ([`cache`]); the result equals [`Self::count_uncached`].
     pub fn count(self, text: &str) -> usize {
+        cache::count(self, text)
+    }
+
+    /// [`Self::count`] without the per-thread piece cache (for tests and benchmarks).
+    pub fn count_uncached(self, text: &str) -> usize {
         let vocab = self.vocab();
         let mut n = 0;
         pretok::for_each_piece(text, self.pattern(), |piece| n += vocab.count_piece(piece));

@@ -25,6 +25,8 @@ const LETTER: u8 = UPPER | LOWER | OTHER_LETTER;
 const CASED_HEAD: u8 = UPPER | OTHER_LETTER | MARK;
 /// `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`.
 const CASED_TAIL: u8 = LOWER | OTHER_LETTER | MARK;
+/// End of text, in the ASCII fast path's classes (no Unicode class uses this bit).
+const END: u8 = 64;
 
 /// One class byte per code point (1.1 MB, built once from the Unicode tables).
 static CLASSES: LazyLock<Box<[u8]>> = LazyLock::new(|| {
@@ -88,6 +90,173 @@ struct Text<'a> {
 }
 
 impl Text<'_> {
+    /// Class of the byte at `j` for the ASCII fast paths: [`END`] past the end, `None` on a
+    /// non-ASCII byte (the caller then falls back to the general, decoding path).
+    #[inline]
+    fn ascii_class(&self, j: usize) -> Option<u8> {
+        match self.s.get(j) {
+            None => Some(END),
+            Some(&b) if b < 0x80 => Some(self.table[b as usize]),
+            Some(_) => None,
+        }
+    }
+
+    /// End of the run of ASCII characters in `bits` from `j`; `None` when the run reaches a
+    /// non-ASCII character (which may or may not belong to the class).
+    #[inline]
+    fn ascii_run(&self, mut j: usize, bits: u8) -> Option<usize> {
+        while self.ascii_class(j)? & bits != 0 {
+            j += 1;
+        }
+        Some(j)
+    }
+
+    /// `[^\s\p{L}\p{N}]` on an ASCII class (not the end of text).
+    #[inline]
+    fn ascii_symbol(class: u8) -> bool {
+        class & (SPACE | LETTER | NUMBER | END) == 0
+    }
+
+    /// `o200k_base` piece at `i` (an ASCII byte) decided from ASCII characters only: the same
+    /// alternatives in the same order as [`Self::o200k`], `None` as soon as a decision would
+    /// depend on a non-ASCII character.
+    #[inline]
+    fn o200k_ascii(&self, i: usize) -> Option<usize> {
+        let byte = self.s[i];
+        let c = self.ascii_class(i)?;
+        if c & (OTHER_LETTER | MARK) != 0 {
+            return None;
+        }
+        // Words: `[^\r\n\p{L}\p{N}]?[A]*[B]+'..?|[^\r\n\p{L}\p{N}]?[A]+[B]*'..?`; in ASCII
+        // both are an uppercase run then a lowercase run, at least one character long.
+        let word = if c & LETTER != 0 {
+            Some(i)
+        } else if c & NUMBER == 0 && byte != b'\r' && byte != b'\n' {
+            let d = self.ascii_class(i + 1)?;
+            if d & (OTHER_LETTER | MARK) != 0 {
+                return None;
+            }
+            (d & LETTER != 0).then_some(i + 1)
+        } else {
+            None
+        };
+        if let Some(j) = word {
+            let k = self.ascii_run(j, UPPER)?;
+            let e = self.ascii_run(k, LOWER)?;
+            if self.ascii_class(e)? & (OTHER_LETTER | MARK) != 0 {
+                return None;
+            }
+            return Some(self.contraction(e).unwrap_or(e));
+        }
+        if c & NUMBER != 0 {
+            let mut j = i;
+            for _ in 0..3 {
+                if self.ascii_class(j)? & NUMBER == 0 {
+                    break;
+                }
+                j += 1;
+            }
+            return Some(j);
+        }
+        let e = self.ascii_symbols(i, byte, c, true)?;
+        if e > i {
+            return Some(e);
+        }
+        if c & SPACE != 0 {
+            let (end, last, newline) = self.ascii_space_run(i)?;
+            return Some(newline.unwrap_or_else(|| self.trailing_space(i, end, last)));
+        }
+        Some(i + 1)
+    }
+
+    /// `cl100k_base` piece at `i` (an ASCII byte) from ASCII characters only, as
+    /// [`Self::o200k_ascii`] does for [`Self::cl100k`].
+    #[inline]
+    fn cl100k_ascii(&self, i: usize) -> Option<usize> {
+        let byte = self.s[i];
+        let c = self.ascii_class(i)?;
+        if c & (OTHER_LETTER | MARK) != 0 {
+            return None;
+        }
+        if let Some(e) = self.cl100k_contraction(i) {
+            return Some(e);
+        }
+        let start = if c & (LETTER | NUMBER) == 0 && byte != b'\r' && byte != b'\n' {
+            i + 1
+        } else {
+            i
+        };
+        if self.ascii_class(start)? & LETTER != 0 {
+            let e = self.ascii_run(start, UPPER | LOWER)?;
+            if self.ascii_class(e)? & (OTHER_LETTER | MARK) != 0 {
+                return None;
+            }
+            return Some(e);
+        }
+        if c & NUMBER != 0 {
+            let mut j = i;
+            for _ in 0..3 {
+                if self.ascii_class(j)? & NUMBER == 0 {
+                    break;
+                }
+                j += 1;
+            }
+            return Some(j);
+        }
+        let e = self.ascii_symbols(i, byte, c, false)?;
+        if e > i {
+            return Some(e);
+        }
+        if c & SPACE != 0 {
+            let (end, last, newline) = self.ascii_space_run(i)?;
+            if end == self.s.len() {
+                return Some(end);
+            }
+            return Some(newline.unwrap_or_else(|| self.trailing_space(i, end, last)));
+        }
+        Some(i + 1)
+    }
+
+    /// ASCII ` ?[^\s\p{L}\p{N}]+[\r\n]*` (`/` too when `slash`) at `i` (whose byte and
+    /// class are given): the end of the match, `i` when it does not match, `None` when a
+    /// non-ASCII character decides.
+    #[inline]
+    fn ascii_symbols(&self, i: usize, byte: u8, class: u8, slash: bool) -> Option<usize> {
+        let start = if Self::ascii_symbol(class) {
+            i
+        } else if byte == b' ' && Self::ascii_symbol(self.ascii_class(i + 1)?) {
+            i + 1
+        } else {
+            return Some(i);
+        };
+        let mut e = start;
+        while Self::ascii_symbol(self.ascii_class(e)?) {
+            e += 1;
+        }
+        while let Some(&b) = self.s.get(e) {
+            if b == b'\r' || b == b'\n' || (slash && b == b'/') {
+                e += 1;
+            } else {
+                break;
+            }
+        }
+        Some(e)
+    }
+
+    /// [`Self::space_run`] over ASCII whitespace; `None` when a non-ASCII character follows.
+    #[inline]
+    fn ascii_space_run(&self, mut i: usize) -> Option<(usize, usize, Option<usize>)> {
+        let (mut last, mut newline) = (i, None);
+        while self.ascii_class(i)? & SPACE != 0 {
+            if matches!(self.s[i], b'\r' | b'\n') {
+                newline = Some(i + 1);
+            }
+            last = i;
+            i += 1;
+        }
+        Some((i, last, newline))
+    }
+
     #[inline]
     fn at(&self, i: usize) -> Option<Ch> {
         let b0 = *self.s.get(i)?;
@@ -311,9 +480,16 @@ pub fn for_each_piece(text: &str, pattern: Pattern, mut f: impl FnMut(&[u8])) {
     };
     let mut i = 0;
     while i < t.s.len() {
+        let ascii = t.s[i] < 0x80;
         let e = match pattern {
-            Pattern::O200k => t.o200k(i),
-            Pattern::Cl100k => t.cl100k(i),
+            Pattern::O200k => ascii
+                .then(|| t.o200k_ascii(i))
+                .flatten()
+                .unwrap_or_else(|| t.o200k(i)),
+            Pattern::Cl100k => ascii
+                .then(|| t.cl100k_ascii(i))
+                .flatten()
+                .unwrap_or_else(|| t.cl100k(i)),
         };
         debug_assert!(e > i);
         f(&t.s[i..e]);
@@ -330,4 +506,59 @@ pub fn pieces(text: &str, pattern: Pattern) -> Vec<&str> {
         pos += p.len();
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces from the general (decoding) path only.
+    fn general_pieces(text: &str, pattern: Pattern) -> Vec<&str> {
+        let t = Text {
+            s: text.as_bytes(),
+            table: &CLASSES,
+        };
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < t.s.len() {
+            let e = match pattern {
+                Pattern::O200k => t.o200k(i),
+                Pattern::Cl100k => t.cl100k(i),
+            };
+            out.push(&text[i..e]);
+            i = e;
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_fast_path_edges() {
+        for text in [
+            "HELLO world's end'S 'ſ x'ſ",
+            "ABCdef ABC\u{301}def caf\u{e9} nai\u{308}ve",
+            " \u{a0}x  \u{85}\n \r\n\t 12\u{661}3 1234567",
+            " ...— ./\n/ 'll 'LL 're'\u{17f}",
+            "a\u{2028}b  \u{3000}",
+        ] {
+            for pattern in [Pattern::O200k, Pattern::Cl100k] {
+                assert_eq!(
+                    pieces(text, pattern),
+                    general_pieces(text, pattern),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ascii_fast_path_equals_general_path(
+            text in "\\PC{0,80}|[aAzZ09 '\\r\\n\\t\\x0b\\x0c.,/!é中ſ\\x{301}\\x{a0}\\x{85}\\x{661}\\x{2003}]{0,60}"
+        ) {
+            for pattern in [Pattern::O200k, Pattern::Cl100k] {
+                prop_assert_eq!(pieces(&text, pattern), general_pieces(&text, pattern));
+            }
+        }
+    }
 }
