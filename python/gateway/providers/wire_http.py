@@ -1,11 +1,12 @@
-"""Thin aiohttp I/O shared by the non-OpenAI wire formats (Anthropic, Gemini).
+"""Thin aiohttp I/O shared by every wire format (OpenAI-compatible, Anthropic, Gemini).
 
-Same habits as ``openai.py``: one keep-alive session per provider, created inside the serving
-event loop; connect and first byte within ``first_byte``, a whole answer within ``total``, at
-most ``stall`` between two stream reads; every client-library exception becomes an
-``AttemptFailure``. Error bodies are read as ``{"error": {"message", "type"?, "status"?}}``
-(OpenAI, Anthropic's ``{"type": "error", "error": {…}}`` and Google's shapes all fit), and
-the provider key is redacted from any message kept.
+One keep-alive session per provider (aiohttp: httpx's pool measured 5-18x slower on this
+path, see docs/decisions.md), created inside the serving event loop. Connect and first byte
+within ``first_byte``, a whole answer within ``total``, at most ``stall`` between two stream
+reads; every client-library exception becomes an ``AttemptFailure``. Error bodies are read
+as ``{"error": {"message", "type"?, "status"?}}``: OpenAI's, Anthropic's
+``{"type": "error", "error": {…}}`` and Google's shapes all fit. The provider key is
+redacted from any message kept.
 """
 
 from __future__ import annotations
@@ -19,12 +20,26 @@ import msgspec
 
 from gateway.config import ProviderConfig
 from gateway.providers.base import AttemptFailure, FailureKind, UpstreamStream, Wire
-from gateway.providers.openai import classify_status
 
 _encoder = msgspec.json.Encoder()
 _MAX_MESSAGE = 500
 # Error types that mean "the provider is overloaded or broken", whatever the status says.
 _SERVER_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "UNAVAILABLE", "INTERNAL"})
+
+
+def classify_status(status: int) -> FailureKind:
+    """SPEC §6 upstream mapping: which statuses may fail over and what they become."""
+    if status == 429:
+        return "rate_limited"
+    if status == 401:
+        return "auth_error"
+    if status == 400:
+        return "bad_request"
+    if status == 504:
+        return "timeout"
+    if status >= 500:
+        return "server_error"
+    return "client_error"
 
 
 def _retry_after(value: str | None) -> float | None:
