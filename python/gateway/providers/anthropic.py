@@ -32,7 +32,11 @@ from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers.base import AttemptFailure, UpstreamStream
-from gateway.providers.passthrough import apply_passthrough, thinking_budget
+from gateway.providers.passthrough import (
+    apply_passthrough,
+    function_definitions,
+    thinking_budget,
+)
 from gateway.providers.wire_http import WireClient
 
 __all__ = [
@@ -204,14 +208,11 @@ def _messages(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[
 
 
 def _tools(payload: dict[str, Any]) -> list[dict[str, Any]] | None:
-    tools = payload.get("tools")
-    if not tools and payload.get("functions"):
-        tools = [{"type": "function", "function": f} for f in payload["functions"]]
-    if not tools:
+    functions = function_definitions(payload)
+    if not functions:
         return None
     out = []
-    for tool in tools:
-        function = tool.get("function") or {}
+    for function in functions:
         entry: dict[str, Any] = {
             "name": function.get("name", ""),
             "input_schema": function.get("parameters") or {"type": "object", "properties": {}},

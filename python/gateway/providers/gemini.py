@@ -34,7 +34,11 @@ from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers.base import AttemptFailure, UpstreamStream
-from gateway.providers.passthrough import apply_passthrough, thinking_budget
+from gateway.providers.passthrough import (
+    apply_passthrough,
+    function_definitions,
+    thinking_budget,
+)
 from gateway.providers.wire_http import WireClient
 
 __all__ = ["CORE_FIELDS", "GeminiProvider", "finish_reason", "from_gemini", "to_gemini"]
@@ -209,14 +213,11 @@ def _contents(payload: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]
 
 
 def _tools(payload: dict[str, Any]) -> list[dict[str, Any]] | None:
-    tools = payload.get("tools")
-    if not tools and payload.get("functions"):
-        tools = [{"type": "function", "function": f} for f in payload["functions"]]
-    if not tools:
+    functions = function_definitions(payload)
+    if not functions:
         return None
     declarations = []
-    for tool in tools:
-        function = tool.get("function") or {}
+    for function in functions:
         declaration: dict[str, Any] = {"name": function.get("name", "")}
         if function.get("description"):
             declaration["description"] = function["description"]

@@ -98,6 +98,15 @@ def extension(payload: dict[str, Any], name: str) -> Any:
     return extensions.get(name) if isinstance(extensions, dict) else None
 
 
+def function_definitions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The payload's function definitions (``{name, description?, parameters?}``), from
+    ``tools`` or else the legacy ``functions``: what every wire format translates."""
+    tools = payload.get("tools")
+    if tools:
+        return [tool.get("function") or {} for tool in tools]
+    return list(payload.get("functions") or [])
+
+
 def thinking_budget(payload: dict[str, Any]) -> int | None:
     """``extensions.thinking`` as a token budget: None unless ``enabled`` is true."""
     thinking = extension(payload, "thinking")
