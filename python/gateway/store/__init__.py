@@ -1,23 +1,28 @@
-"""State backends behind one Protocol: embedded SQLite now, shared Redis later."""
+"""State backends behind one Protocol: embedded SQLite, or a shared Redis."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from gateway.store.base import Store
+from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
 
-__all__ = ["SqliteStore", "Store", "open_store"]
+__all__ = ["RedisStore", "SqliteStore", "Store", "open_store"]
 
 
 def open_store(url: str, data_dir: Path) -> Store:
-    """Open the store a ``store:`` URL names (``sqlite:///path``, relative to ``data_dir``)."""
+    """Open the store a ``store:`` URL names: ``sqlite:///path`` (relative to ``data_dir``),
+    or ``redis://`` / ``rediss://`` (``[user:password@]host[:port][/db]``)."""
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://").removeprefix("/") or "routegate.db"
         if url.startswith("sqlite:////"):
             path = "/" + path.lstrip("/")
         resolved = Path(path) if Path(path).is_absolute() else data_dir / path
         return SqliteStore(resolved)
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStore(url)
     raise ValueError(
-        f"unsupported store URL scheme in {url.split('://', maxsplit=1)[0]!r}: use sqlite://"
+        f"unsupported store URL scheme {url.split('://', maxsplit=1)[0]!r}: "
+        "use sqlite://, redis:// or rediss://"
     )

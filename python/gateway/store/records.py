@@ -11,11 +11,22 @@ Scope = Literal["inference", "read", "admin"]
 KeyStatus = Literal["active", "revoked"]
 
 
+BudgetScope = Literal["workspace", "api_key", "byok_provider"]
+BudgetPeriod = Literal["daily", "weekly", "monthly"]
+BillingTier = Literal["postpaid", "prepaid"]
+ProviderKeyStatus = Literal["active", "invalid"]
+
+
 class Workspace(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant. The limits apply to all of its keys together (SPEC §7)."""
+
     id: str
     name: str
     slug: str
     created_at: str
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_cost_per_request: float | None = None
 
 
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,3 +79,47 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     usage_estimated: bool = False
     fallback_chain: str | None = None
     gateway_metadata: str | None = None
+    cost_microdollars: int = 0
+    """``cost_usd`` rounded to micro-dollars: exactly what the spend counters were charged."""
+
+
+class Budget(msgspec.Struct, frozen=True, kw_only=True):
+    """A spending limit (SPEC §7). ``scope_id`` is the key id of an ``api_key`` budget,
+    ``scope_provider`` the provider id of a ``byok_provider`` budget."""
+
+    id: str
+    workspace_id: str
+    scope_type: BudgetScope
+    period: BudgetPeriod
+    limit_usd: float
+    created_at: str
+    scope_id: str | None = None
+    scope_provider: str | None = None
+    enforce: bool = True
+    include_byok: bool = False
+    alert_webhook: str | None = None
+
+
+class Billing(msgspec.Struct, frozen=True, kw_only=True):
+    """A workspace's wallet. ``postpaid`` (the default: never topped up) is not enforced;
+    the first credit top-up makes it ``prepaid``: live traffic debits it, 402 at zero."""
+
+    workspace_id: str
+    balance_microdollars: int = 0
+    reserved_microdollars: int = 0
+    tier: BillingTier = "postpaid"
+
+
+class ProviderKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A workspace's own provider key (BYOK), stored as AEAD ciphertext (base64) only."""
+
+    id: str
+    workspace_id: str
+    provider: str
+    ciphertext: str
+    masked: str
+    created_at: str
+    name: str | None = None
+    is_default: bool = False
+    status: ProviderKeyStatus = "active"
+    last_validated_at: str | None = None

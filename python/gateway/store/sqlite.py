@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
-from gateway.store.records import ApiKey, UsageRecord, Workspace
+from gateway.store.health_snapshots import HEALTH_SCHEMA, SqliteHealthSnapshots
+from gateway.store.records import ApiKey, Workspace
+from gateway.store.sqlite_budgets import BUDGETS_SCHEMA, SqliteBudgetTables
+from gateway.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedger
+from gateway.store.sqlite_provider_keys import PROVIDER_KEYS_SCHEMA, SqliteProviderKeys
 from gateway.store.sqlite_routing import ROUTING_SCHEMA, SqliteRoutingTables
 
 R = TypeVar("R", bound=msgspec.Struct)
@@ -27,16 +30,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, key_hash TEXT UNIQUE NOT NULL,
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys (workspace_id);
-CREATE TABLE IF NOT EXISTS usage (
-    request_id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, created_at TEXT NOT NULL,
-    data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS usage_workspace_time ON usage (workspace_id, created_at);
 """
 
 _encoder = msgspec.json.Encoder()
 
 
-class SqliteStore(SqliteRoutingTables):
+class SqliteStore(
+    SqliteLedger, SqliteRoutingTables, SqliteBudgetTables, SqliteProviderKeys, SqliteHealthSnapshots
+):
     """The embedded default store (``sqlite:///path``); routing tables in ``sqlite_routing``."""
 
     def __init__(self, path: str | Path) -> None:
@@ -49,7 +50,14 @@ class SqliteStore(SqliteRoutingTables):
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
-            self._db.executescript(_SCHEMA + ROUTING_SCHEMA)
+            self._db.executescript(
+                _SCHEMA
+                + ROUTING_SCHEMA
+                + LEDGER_SCHEMA
+                + BUDGETS_SCHEMA
+                + PROVIDER_KEYS_SCHEMA
+                + HEALTH_SCHEMA
+            )
 
     def _one(self, kind: type[R], sql: str, args: tuple[object, ...]) -> R | None:
         with self._lock:
@@ -137,28 +145,6 @@ class SqliteStore(SqliteRoutingTables):
             "UPDATE api_keys SET data = ? WHERE id = ?", (_encoder.encode(key), key_id)
         )
         return key
-
-    def insert_usage(self, records: Sequence[UsageRecord]) -> None:
-        rows = [(r.request_id, r.workspace_id, r.created_at, _encoder.encode(r)) for r in records]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO usage (request_id, workspace_id, created_at, data) "
-                    "VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def list_usage(self, workspace_id: str, since: str) -> list[UsageRecord]:
-        return self._all(
-            UsageRecord,
-            "SELECT data FROM usage WHERE workspace_id = ? AND created_at >= ? ORDER BY created_at",
-            (workspace_id, since),
-        )
 
     def ping(self) -> bool:
         try:
