@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.ip_allowlist import allowed
+from gateway.store.ledger import StoreUnavailable
 from gateway.store.records import ApiKey, KeyMode, Scope
 
 LIVE_PREFIX = "rg_live_"
@@ -95,9 +97,16 @@ def extract_secret(headers: Mapping[str, str]) -> str:
 class KeyResolver:
     """Secret → stored key record, through a per-process cache with a short TTL."""
 
-    def __init__(self, hash_key: bytes, lookup: Callable[[str], ApiKey | None]) -> None:
+    def __init__(
+        self,
+        hash_key: bytes,
+        lookup: Callable[[str], ApiKey | None],
+        *,
+        stale_ok: bool = False,
+    ) -> None:
         self._hash_key = hash_key
         self._lookup = lookup
+        self._stale_ok = stale_ok
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
     def resolve(self, secret: str) -> ApiKey:
@@ -107,7 +116,12 @@ class KeyResolver:
         if cached is not None and cached[0] > now:
             record = cached[1]
         else:
-            record = self._lookup(key_hash)
+            try:
+                record = self._lookup(key_hash)
+            except StoreUnavailable:
+                if not (self._stale_ok and cached is not None):
+                    raise
+                record = cached[1]  # fail-open: the last answer the store gave
             ttl = CACHE_TTL_S if record is not None else _NEGATIVE_TTL_S
             if len(self._cache) > 100_000:
                 self._cache.clear()
@@ -122,3 +136,14 @@ class KeyResolver:
 def require_scope(key: ApiKey, scope: Scope) -> None:
     if scope not in key.scopes:
         raise PermissionDenied(f"This API key lacks the '{scope}' scope.")
+
+
+def check_ip(key: ApiKey, client_ip: str | None) -> None:
+    """SPEC §7: a key with an IP allow-list works only from addresses inside it (403
+    ``ip_not_allowed``). The address is the connection's peer; ``X-Forwarded-For`` is not
+    trusted, since any client can send it."""
+    if key.ip_allowlist is not None and not allowed(key.ip_allowlist, client_ip):
+        raise PermissionDenied(
+            f"This API key may not be used from {client_ip or 'an unknown address'}.",
+            code="ip_not_allowed",
+        )

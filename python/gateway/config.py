@@ -166,12 +166,15 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit."""
+    """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit,
+    and what to do when the store is unreachable (``closed``: 503; ``open``: serve ungoverned,
+    metering kept in the spool until the store is back)."""
 
     baseline_model: Id = "gpt-4o"
     routing: RoutingOptions = msgspec.field(default_factory=RoutingOptions)
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 * 1024 * 1024
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    store_unavailable: Literal["closed", "open"] = "closed"
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -8,6 +8,8 @@ The tree::
     │   └── ContextLengthExceeded   400 … / context_length_exceeded
     ├── AuthenticationFailed        401 authentication_error / invalid_api_key
     │   └── ProviderAuthFailed      401 … / provider_auth_error
+    ├── BillingError                402 billing_error / insufficient_quota
+    │   └── BudgetExceeded          402 … / budget_exceeded (+ X-Budget-Exceeded-*)
     ├── PermissionDenied            403 permission_error / forbidden | model_not_allowed | …
     ├── NotFound                    404 not_found_error / not_found
     │   └── ModelNotFound           404 … / model_not_found
@@ -88,6 +90,16 @@ class AuthenticationFailed(GatewayError):
 
 class ProviderAuthFailed(AuthenticationFailed):
     code = "provider_auth_error"
+
+
+class BillingError(GatewayError):
+    """The wallet cannot pay for the request (SPEC §7)."""
+
+    status, type, code = 402, "billing_error", "insufficient_quota"
+
+
+class BudgetExceeded(BillingError):
+    code = "budget_exceeded"
 
 
 class PermissionDenied(GatewayError):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from gateway import _router_core as core
-from gateway.api.outcome import Outcome, usage_from_openai
+from gateway.api.outcome import Outcome, admit, usage_from_openai
 from gateway.api.streaming import relay_stream
 from gateway.catalog import Deployment
 from gateway.context import Context
@@ -162,7 +162,7 @@ class PayloadBuilder:
 
 
 async def chat_completions(ctx: Context, request: Request) -> Response | StreamResponse:
-    key = ctx.authenticate(request.headers, "inference")
+    key = ctx.authenticate(request, "inference")
     data = decode_object(request.body)
     outcome = new_outcome(ctx, key, request, data)
     result = await run_guarded(outcome, run_chat(ctx, request, data, outcome, body=request.body))
@@ -224,6 +224,9 @@ async def run_chat(
         request_options=chat.routing,
         data_policy_floor=ctx.data_policy_floor(outcome.key.workspace_id),
         started=begin,
+    )
+    await admit(
+        outcome, prompt_tokens=analysis.prompt_tokens, max_output=analysis.max_output_tokens
     )
 
     def served(deployment: Deployment) -> None:

@@ -17,7 +17,7 @@ import msgspec
 
 from gateway import _router_core as core
 from gateway.api.chat import new_outcome, run_guarded
-from gateway.api.outcome import Outcome
+from gateway.api.outcome import Outcome, admit
 from gateway.catalog import Deployment
 from gateway.context import Context
 from gateway.errors import InvalidRequest
@@ -79,7 +79,7 @@ def _count(item: str | list[int]) -> int:
 
 
 async def embeddings(ctx: Context, request: Request) -> Response:
-    key = ctx.authenticate(request.headers, "inference")
+    key = ctx.authenticate(request, "inference")
     data = decode_object(request.body)
     outcome = new_outcome(ctx, key, request, data)
     answer = await run_guarded(outcome, _serve(ctx, request, data, outcome))
@@ -105,6 +105,7 @@ async def _serve(
         data_policy_floor=ctx.data_policy_floor(outcome.key.workspace_id),
         started=begin,
     )
+    await admit(outcome, prompt_tokens=sum(counts), max_output=None)
     forwarded = {k: v for k, v in data.items() if k not in GATEWAY_FIELDS}
 
     def payload_for(deployment: Deployment) -> dict[str, Any]:

@@ -18,9 +18,11 @@ from gateway.catalog import Deployment
 from gateway.context import Context
 from gateway.dispatch import Attempt
 from gateway.errors import GatewayError
+from gateway.governance.admission import Admission, plain_settlement
 from gateway.metering import Usage, cost_usd, saved_pct
 from gateway.routing.planner import RoutePlan
 from gateway.schemas import ChatRequest, GatewayMetadata
+from gateway.store.ledger import to_micro
 from gateway.store.records import ApiKey, UsageRecord
 
 _encoder = msgspec.json.Encoder()
@@ -47,6 +49,8 @@ class Outcome:
     """Options ignored for the served deployment (added to the plan's routing warnings)."""
     gateway_metadata: GatewayMetadata | None = None
     """For requests without a ``ChatRequest`` (embeddings)."""
+    admission: Admission | None = None
+    """What was reserved before dispatch; the record settles it."""
 
     @property
     def model_served(self) -> str:
@@ -109,6 +113,8 @@ class Outcome:
         headers = {"x-request-id": self.request_id, "x-model-requested": self.model_requested}
         plan, deployment = self.plan, self.deployment
         if plan is None or deployment is None:
+            if self.admission is not None:
+                headers.update(self.admission.headers)
             return headers
         failed = [a.provider for a in self.chain if a.status == "failed"]
         headers.update(
@@ -128,10 +134,13 @@ class Outcome:
         if not streaming and self.usage is not None:
             actual, _ = self.costs()
             headers["x-cost"] = f"{0.0 if self.key.mode == 'test' else actual:.8f}"
+        if self.admission is not None:
+            headers.update(self.admission.headers)
         return headers
 
     def record(self, *, status: int, error: GatewayError | None = None) -> None:
-        """Queue this request's usage record (never any prompt or completion text); once."""
+        """Spool this request's usage record (never any prompt or completion text) with what
+        it cost, settling its reservation; once. Spooled means it survives a crash."""
         if self.recorded:
             return
         self.recorded = True
@@ -140,34 +149,55 @@ class Outcome:
         deployment, plan, chat = self.deployment, self.plan, self.chat
         metadata = chat.gateway_metadata if chat is not None else self.gateway_metadata
         test_key = self.key.mode == "test"  # free traffic: neither spend nor savings
-        self.ctx.usage.submit(
-            UsageRecord(
-                request_id=self.request_id,
-                created_at=utc_now(),
-                workspace_id=self.key.workspace_id,
-                key_id=self.key.id,
-                model_requested=self.model_requested,
-                model_served=deployment.model.id if deployment else None,
-                provider=deployment.provider.id if deployment else None,
-                region=deployment.region if deployment else None,
-                key_source=deployment.key_source if deployment else None,
-                strategy=plan.strategy if plan else None,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_tokens=usage.cached_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost_usd=0.0 if test_key else actual,
-                baseline_cost_usd=0.0 if test_key else baseline,
-                latency_ms=self.elapsed_ms,
-                ttft_ms=self.ttft_ms,
-                status=status,
-                error_code=error.code if error else None,
-                stream=bool(chat and chat.stream),
-                usage_estimated=self.usage_estimated,
-                fallback_chain=(_encoder.encode(self.chain).decode() if self.chain else None),
-                gateway_metadata=_encoder.encode(metadata).decode() if metadata else None,
-            )
+        cost = 0.0 if test_key else actual
+        record = UsageRecord(
+            request_id=self.request_id,
+            created_at=utc_now(),
+            workspace_id=self.key.workspace_id,
+            key_id=self.key.id,
+            model_requested=self.model_requested,
+            model_served=deployment.model.id if deployment else None,
+            provider=deployment.provider.id if deployment else None,
+            region=deployment.region if deployment else None,
+            key_source=deployment.key_source if deployment else None,
+            strategy=plan.strategy if plan else None,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=cost,
+            cost_microdollars=to_micro(cost),
+            baseline_cost_usd=0.0 if test_key else baseline,
+            latency_ms=self.elapsed_ms,
+            ttft_ms=self.ttft_ms,
+            status=status,
+            error_code=error.code if error else None,
+            stream=bool(chat and chat.stream),
+            usage_estimated=self.usage_estimated,
+            fallback_chain=(_encoder.encode(self.chain).decode() if self.chain else None),
+            gateway_metadata=_encoder.encode(metadata).decode() if metadata else None,
         )
+        admission = self.admission
+        self.ctx.usage.submit(
+            admission.settlement(record, deployment)
+            if admission is not None
+            else plain_settlement(record)
+        )
+
+
+async def admit(outcome: Outcome, *, prompt_tokens: int, max_output: int | None) -> None:
+    """Reserve the planned request's estimated cost and tokens (SPEC §7), or raise the
+    402/403/429/503 that refuses it; the reservation is settled by ``Outcome.record``."""
+    ctx, plan = outcome.ctx, outcome.plan
+    assert plan is not None
+    outcome.admission = await ctx.admitter.admit(
+        key=outcome.key,
+        rules=ctx.rules.get(outcome.key.workspace_id),
+        request_id=outcome.request_id,
+        deployments=plan.deployments,
+        prompt_tokens=prompt_tokens,
+        max_output=max_output,
+    )
 
 
 def usage_from_openai(value: object) -> Usage | None:

@@ -1,0 +1,1 @@
+"""Budgets, wallet, rate limits and per-request ceilings: reserve before dispatch, settle after."""
