@@ -4,6 +4,12 @@ One row per deployment (model × provider × region × key source), sorted by id
 core's "lower row index" tie-break is the SPEC's "lower id". The built-in ``mock`` provider is
 given one deployment of every model here, copying the model's first offer, so test keys route
 through exactly the same machinery as live ones.
+
+Every offer of a provider that needs an API key also gets a BYOK twin: the same deployment
+served with a workspace's own key (``key_source`` byok). In the core's provider column a twin
+carries the virtual provider index ``provider_index + byok_offset``, so one provider mask can
+allow a provider's platform rows (the platform key is in the environment) and its BYOK rows
+(this workspace holds a key for it) independently, with no change to the core.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway import _router_core as core
 from gateway.config import TASKS, Config, ModelConfig, OfferConfig, Price, ProviderConfig
@@ -32,6 +39,11 @@ DATA_POLICY_LEVELS: dict[str, int] = {
     "zdr": core.DATA_POLICY_ZDR,
 }
 MOCK_PROVIDER = "mock"
+PLATFORM, BYOK = "platform", "byok"
+KEY_SOURCE_CODES: dict[str, int] = {
+    PLATFORM: core.KEY_SOURCE_PLATFORM,
+    BYOK: core.KEY_SOURCE_BYOK,
+}
 if core.TASKS != TASKS:  # the quality columns must line up with the core's task labels
     raise ImportError(f"task order differs: core {core.TASKS} vs config {TASKS}")
 
@@ -70,7 +82,14 @@ class Catalog:
             for name in (provider.id, *provider.aliases):
                 self.provider_index[name.lower()] = index
         self.mock_index = self.provider_index.get(MOCK_PROVIDER)
+        self.byok_offset = len(self.providers)
+        """Added to a provider's index in the core's provider column of its BYOK rows."""
+        self.byok_capable = np.array([_takes_byok(p) for p in self.providers], dtype=np.bool_)
+        """Providers whose offers have BYOK twins: not the mock, and a key is needed."""
         self.deployments = self._deployments()
+        self.is_byok = np.array([d.key_source == BYOK for d in self.deployments], dtype=np.bool_)
+        self.twin_group = _twin_groups(self.deployments)
+        """Row → one id shared by a deployment's platform row and its BYOK twin."""
         self.regions = sorted({d.region for d in self.deployments})
         self.region_index = {name: index for index, name in enumerate(self.regions)}
         self.usable_providers = np.array(
@@ -99,6 +118,11 @@ class Catalog:
                 model = self.models[self.model_index[model_id]]
                 pending.extend((model, mock, offer, region) for region in mock.regions)
         pending.sort(key=lambda p: (p[0].id, p[1].id, p[3], p[2].provider_model_id or ""))
+        rows: list[tuple[ModelConfig, ProviderConfig, OfferConfig, str, str]] = []
+        for entry in pending:  # each BYOK twin right after its platform row
+            rows.append((*entry, PLATFORM))
+            if _takes_byok(entry[1]):
+                rows.append((*entry, BYOK))
         return [
             Deployment(
                 row=row,
@@ -110,10 +134,10 @@ class Catalog:
                     else offer.provider_model_id or model.id
                 ),
                 region=region,
-                key_source="platform",
+                key_source=key_source,
                 offer=offer,
             )
-            for row, (model, provider, offer, region) in enumerate(pending)
+            for row, (model, provider, offer, region, key_source) in enumerate(rows)
         ]
 
     def _table(self) -> core.CandidateTable:
@@ -125,7 +149,14 @@ class Catalog:
         ).reshape(len(rows), len(TASKS))
         return core.CandidateTable(
             model=np.array([self.model_index[d.model.id] for d in rows], dtype=np.int32),
-            provider=np.array([self.provider_index[d.provider.id] for d in rows], dtype=np.int32),
+            provider=np.array(
+                [
+                    self.provider_index[d.provider.id]
+                    + (self.byok_offset if d.key_source == BYOK else 0)
+                    for d in rows
+                ],
+                dtype=np.int32,
+            ),
             region=np.array([self.region_index[d.region] for d in rows], dtype=np.int32),
             price_input=np.array([d.price.input for d in rows], dtype=np.float64),
             price_output=np.array([d.price.output for d in rows], dtype=np.float64),
@@ -142,7 +173,7 @@ class Catalog:
             data_policy=np.array(
                 [DATA_POLICY_LEVELS[d.provider.data_policy] for d in rows], dtype=np.uint8
             ),
-            key_source=np.full(len(rows), core.KEY_SOURCE_PLATFORM, dtype=np.uint8),
+            key_source=np.array([KEY_SOURCE_CODES[d.key_source] for d in rows], dtype=np.uint8),
             ttft_ms=np.array([o.ttft_ms for o in source], dtype=np.float64),
             throughput_tps=np.array([o.throughput_tps for o in source], dtype=np.float64),
             success_rate=np.ones(len(rows), dtype=np.float64),
@@ -161,3 +192,21 @@ def _has_credentials(provider: ProviderConfig, env: Mapping[str, str]) -> bool:
     if provider.api_key_env is None:
         return True
     return bool(env.get(provider.api_key_env, "").strip())
+
+
+def _takes_byok(provider: ProviderConfig) -> bool:
+    """A provider a workspace can bring its own key for: it needs one, and it is not the mock."""
+    return provider.api_key_env is not None and provider.id != MOCK_PROVIDER
+
+
+def _twin_groups(rows: list[Deployment]) -> npt.NDArray[np.intp]:
+    """Each row's pair id: the row index of the platform row that a BYOK twin copies."""
+    groups = np.arange(len(rows), dtype=np.intp)
+    platform: dict[tuple[str, str, str, str], int] = {}
+    for d in rows:
+        identity = (d.model.id, d.provider.id, d.region, d.provider_model_id)
+        if d.key_source == PLATFORM:
+            platform[identity] = d.row
+        else:
+            groups[d.row] = platform[identity]
+    return groups

@@ -27,6 +27,13 @@ Rules, in the order the SPEC gives them:
   lower row. ``auto`` adds a soft quality floor that is dropped when it would empty the set.
 - ``models`` with ``mode: fallback``: every candidate of the first model, then of the second,
   …; a deployment is listed once (at its first place).
+- Key source (SPEC §8): a provider that needs a key (not the mock) also offers every
+  deployment with the workspace's own key (BYOK). A BYOK row passes the provider filter only
+  for a live key whose workspace holds a key for that provider (``RouteQuery.byok_providers``,
+  names case-insensitive, aliases resolved, unknown names ignored), the platform key in the
+  environment playing no part; allow/deny lists and pins apply to it as to the platform row.
+  When both twins are candidates, the BYOK row is listed right ahead of its platform twin, at
+  the better of the two places.
 """
 
 from __future__ import annotations
@@ -131,7 +138,8 @@ class Plan:
     weights: tuple[float, float, float, float, float]
     cheapest: bool
     groups: list[frozenset[str]]  # model ids per group (one group unless mode=fallback)
-    providers: frozenset[str]  # provider ids allowed
+    providers: frozenset[str]  # provider ids allowed (platform rows)
+    byok_providers: frozenset[str]  # provider ids whose BYOK rows are allowed
     regions: tuple[str, ...] | None  # lowered globs
     capabilities: frozenset[str]
     prompt_tokens: int
@@ -195,6 +203,9 @@ class ReferenceScorer:
             for name in (provider.id, *provider.aliases):
                 self.provider_names[name.lower()] = provider.id
         self.chat_models = frozenset(m.id for m in config.models if m.kind == "chat")
+        self.takes_byok = frozenset(
+            p.id for p in config.providers if p.api_key_env is not None and p.id != MOCK
+        )
         self.usable = {
             p.id: assume_credentials
             or p.api_key_env is None
@@ -272,10 +283,15 @@ class ReferenceScorer:
         if options["mode"] != "fallback":
             groups = [frozenset().union(*groups)]
 
+        byok: set[str] = set()
         if query.key_mode == "test":
             providers = {p for p in self.usable if p == MOCK}
         else:
             providers = {p for p, usable in self.usable.items() if usable and p != MOCK}
+            for name in query.byok_providers:
+                pid = self.provider_names.get(name.lower())
+                if pid is not None and pid in self.takes_byok:
+                    byok.add(pid)
         for param, key in (
             ("routing.providers", "providers"),
             ("routing.exclude_providers", "exclude_providers"),
@@ -288,9 +304,11 @@ class ReferenceScorer:
                     raise InvalidRequest(f"Unknown provider '{name}'", param=param)
                 ids.add(self.provider_names[name.lower()])
             providers = providers & ids if key == "providers" else providers - ids
+            byok = byok & ids if key == "providers" else byok - ids
         pins = {e.pinned for e in expressions if e.pinned is not None}
         if pins and query.key_mode == "live":
             providers &= pins
+            byok &= pins
 
         data_policy = DATA_POLICY[options["data_policy"] or "none"]
         if query.data_policy_floor is not None:
@@ -306,6 +324,7 @@ class ReferenceScorer:
             cheapest=cheapest,
             groups=groups,
             providers=frozenset(providers),
+            byok_providers=frozenset(byok),
             regions=None
             if options["regions"] is None
             else tuple(r.lower() for r in options["regions"]),
@@ -355,6 +374,8 @@ class ReferenceScorer:
         if constraint == "model":
             return d.model.id in group
         if constraint == "provider":
+            if d.key_source == "byok":
+                return d.provider.id in plan.byok_providers
             return d.provider.id in plan.providers
         if constraint == "key_source":
             return plan.key_source in ("any", d.key_source)
@@ -442,6 +463,24 @@ class ReferenceScorer:
         order = sorted(range(len(viable)), key=key)
         return [viable[i] for i in order], [scores[i] for i in order]
 
+    def twin(self, row: int) -> tuple[str, str, str, str]:
+        """What a deployment's platform row and its BYOK twin have in common."""
+        d = self.rows[row]
+        return (d.model.id, d.provider.id, d.region, d.provider_model_id)
+
+    def byok_first(self, ranked: list[int], scores: list[float]) -> tuple[list[int], list[float]]:
+        """Each BYOK row right ahead of its platform twin, at the better of their places."""
+        first: dict[tuple[str, str, str, str], int] = {}
+        for place, row in enumerate(ranked):
+            first.setdefault(self.twin(row), place)
+
+        def key(i: int) -> tuple[int, bool]:
+            row = ranked[i]
+            return (first[self.twin(row)], self.rows[row].key_source != "byok")
+
+        order = sorted(range(len(ranked)), key=key)
+        return [ranked[i] for i in order], [scores[i] for i in order]
+
     def route(self, query: RouteQuery) -> RefDecision:
         plan = self.plan(query)
         results = [self.route_group(plan, g, plan.quality_floor) for g in plan.groups]
@@ -461,6 +500,7 @@ class ReferenceScorer:
                 if row not in ranked:
                     ranked.append(row)
                     scores.append(score)
+        ranked, scores = self.byok_first(ranked, scores)
         union = frozenset().union(*plan.groups)
         total = sum(1 for d in self.rows if d.model.id in union)
 

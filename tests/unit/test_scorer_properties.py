@@ -304,6 +304,11 @@ def queries(draw: st.DrawFn, world: World, valid_only: bool = False) -> RouteQue
         allowed = frozenset(
             cased(draw, pick(draw, [*models, "unknown-model"])) for _ in range(draw(INDEX[4]))
         )
+    byok = frozenset()
+    if draw(BOOL):  # the workspace holds its own keys for some providers
+        _, providers = world.names()
+        pool = [*providers, "gone"]
+        byok = frozenset(cased(draw, pick(draw, pool)) for _ in range(1 + draw(INDEX[3])))
     prompt_tokens, max_output_tokens = draw(PROMPT), draw(MAX_OUTPUT)
     if sometimes(draw):  # exactly at an offer's limits
         offer = pick(draw, world.config.offers)
@@ -324,6 +329,7 @@ def queries(draw: st.DrawFn, world: World, valid_only: bool = False) -> RouteQue
         key_mode=pick(draw, ["live", "live", "test"]),
         allowed_models=allowed,
         data_policy_floor=pick(draw, ["none", "no_training", "zdr"]) if sometimes(draw) else None,
+        byok_providers=byok,
     )
 
 
@@ -558,6 +564,59 @@ def test_same_decision_as_the_reference(case: tuple[World, RouteQuery]) -> None:
     if _same_error(product, expected):
         return
     assert_matches_reference(product, expected)
+
+
+@SETTINGS
+@given(cases(valid_only=True), st.sampled_from([None, 1, 2, 3, 5]), BOOL)
+def test_byok_rows_need_the_workspace_key_and_rank_right_ahead_of_their_twin(
+    case: tuple[World, RouteQuery], limit: int | None, every_provider: bool
+) -> None:
+    """SPEC §8: a BYOK deployment is a candidate only for a provider in ``byok_providers``
+    (never for a test key), and when its platform twin is a candidate too it comes first,
+    immediately ahead of the twin, with or without ``limit``."""
+    world, query = case
+    # Few hard constraints, so that most examples have twins to compare.
+    routing = query.routing
+    query = replace(
+        query,
+        routing=RoutingOptions(
+            optimize=routing.optimize,
+            weights=routing.weights,
+            providers=routing.providers,
+            exclude_providers=routing.exclude_providers,
+            mode=routing.mode,
+        ),
+        defaults=RoutingOptions(),
+        capabilities=frozenset(),
+        allowed_models=None,
+        max_output_tokens=min(query.max_output_tokens, 1000),
+        prompt_tokens=min(query.prompt_tokens, 3000),
+    )
+    if every_provider:  # a workspace with a key of its own for every provider
+        ids = frozenset(p.id.upper() for p in world.config.providers)
+        query = replace(query, byok_providers=ids, key_mode="live")
+    table = world.table()
+    product, expected, _ = _decide(world, query)
+    if _same_error(product, expected):
+        return
+    assert_matches_reference(product, expected)
+    full = table.route(query)
+    rows = table.catalog.deployments
+    own = {table.catalog.provider(name) for name in query.byok_providers}
+    candidates = [rows[r] for r in full.ranked_rows.tolist()]
+    for d in candidates:
+        if d.key_source == "byok":
+            assert query.key_mode == "live" and table.catalog.provider(d.provider.id) in own
+    identity = [(d.model.id, d.provider.id, d.region, d.provider_model_id) for d in candidates]
+    for place, d in enumerate(candidates):
+        if d.key_source != "platform":
+            continue
+        twin = [i for i, other in enumerate(identity) if other == identity[place] and i != place]
+        if twin:
+            assert twin == [place - 1], (place, twin, identity)
+    limited = table.route(query, limit=limit)
+    expected = full.ranked_rows[:limit] if limit is not None else full.ranked_rows
+    assert np.array_equal(limited.ranked_rows, expected)
 
 
 @SETTINGS

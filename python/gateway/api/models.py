@@ -17,7 +17,7 @@ _CREATED = 1_700_000_000  # catalog models carry no dates; a fixed value keeps a
 
 
 async def list_models(ctx: Context, request: Request) -> Response:
-    key = ctx.authenticate(request.headers, "inference")
+    key = ctx.authenticate(request, "inference")
     catalog = ctx.catalog
     allowed = None if key.allowed_models is None else {m.lower() for m in key.allowed_models}
     names = tuple(
@@ -38,6 +38,7 @@ async def list_models(ctx: Context, request: Request) -> Response:
                 defaults=defaults,
                 key_mode=key.mode,
                 data_policy_floor=ctx.data_policy_floor(key.workspace_id),
+                byok_providers=ctx.router.byok_providers(key),
             )
         )
         for deployment in decision.deployments():

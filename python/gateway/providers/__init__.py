@@ -29,6 +29,10 @@ class ProviderPool:
             client = self._clients[provider_id] = self._build(provider_id)
         return client
 
+    def keyed(self, provider_id: str, api_key: str) -> Provider:
+        """The provider's client for one attempt with a workspace's own key (BYOK)."""
+        return self.get(provider_id).with_key(api_key)
+
     def _build(self, provider_id: str) -> Provider:
         index = self._catalog.provider(provider_id)
         assert index is not None, provider_id

@@ -32,6 +32,7 @@ from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers.base import AttemptFailure, UpstreamStream
+from gateway.providers.credentials import ANTHROPIC_VERSION, auth_headers
 from gateway.providers.passthrough import (
     apply_passthrough,
     function_definitions,
@@ -48,7 +49,6 @@ __all__ = [
     "to_anthropic",
 ]
 
-ANTHROPIC_VERSION = "2023-06-01"
 CORE_FIELDS: frozenset[str] = frozenset({"model", "messages", "stream", "system"})
 DEFAULT_MAX_TOKENS = 8192
 MIN_THINKING_BUDGET = 1024
@@ -375,15 +375,20 @@ def from_anthropic(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 class AnthropicProvider:
-    """Calls one Anthropic-format provider with its platform key (``x-api-key``)."""
+    """Calls one Anthropic-format provider with its platform key (``x-api-key``), or through
+    ``with_key`` a workspace's own key for one attempt."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, *, wire: WireClient | None = None
+    ) -> None:
         self.config = config
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
-        if api_key:
-            headers["x-api-key"] = api_key
-        self._client = WireClient(config, api_key, headers)
+        self._client = wire or WireClient(config, api_key, auth_headers("anthropic", api_key))
         self._url = (config.base_url or "https://api.anthropic.com/v1").rstrip("/") + "/messages"
+
+    def with_key(self, api_key: str) -> AnthropicProvider:
+        """This provider for one attempt with ``api_key``, over the same connection pool."""
+        view = self._client.view(api_key, auth_headers("anthropic", api_key))
+        return AnthropicProvider(self.config, api_key, wire=view)
 
     async def complete(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
         body = to_anthropic(deployment, {**payload, "stream": False})

@@ -34,6 +34,7 @@ from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers.base import AttemptFailure, UpstreamStream
+from gateway.providers.credentials import auth_headers
 from gateway.providers.passthrough import (
     apply_passthrough,
     function_definitions,
@@ -375,15 +376,22 @@ def from_gemini(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 class GeminiProvider:
-    """Calls one Gemini-format provider with its platform key (``x-goog-api-key``)."""
+    """Calls one Gemini-format provider with its platform key (``x-goog-api-key``), or through
+    ``with_key`` a workspace's own key for one attempt."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, *, wire: WireClient | None = None
+    ) -> None:
         self.config = config
-        headers = {"x-goog-api-key": api_key} if api_key else {}
-        self._client = WireClient(config, api_key, headers)
+        self._client = wire or WireClient(config, api_key, auth_headers("gemini", api_key))
         self._base = (config.base_url or "https://generativelanguage.googleapis.com/v1beta").rstrip(
             "/"
         )
+
+    def with_key(self, api_key: str) -> GeminiProvider:
+        """This provider for one attempt with ``api_key``, over the same connection pool."""
+        view = self._client.view(api_key, auth_headers("gemini", api_key))
+        return GeminiProvider(self.config, api_key, wire=view)
 
     def _url(self, model: str, method: str) -> str:
         return f"{self._base}/models/{quote(model, safe='-._~/')}:{method}"

@@ -54,6 +54,10 @@ def _usage(payload: dict[str, Any], completion_tokens: int) -> dict[str, int]:
 class MockProvider:
     """Answers every model with ``mock_text``; ``usage`` is an estimate from the payload size."""
 
+    def with_key(self, api_key: str) -> MockProvider:
+        """The mock takes no key (and has no BYOK deployments): itself."""
+        return self
+
     async def complete(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
         text = mock_text(deployment.model.id)
         return {

@@ -12,21 +12,30 @@ from typing import Any
 from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.providers.base import AttemptFailure, UpstreamStream
+from gateway.providers.credentials import auth_headers
 from gateway.providers.wire_http import WireClient, classify_status
 
 __all__ = ["OpenAIProvider", "classify_status"]
 
 
 class OpenAIProvider:
-    """Calls one OpenAI-format provider with its platform key."""
+    """Calls one OpenAI-format provider with its platform key (or, through ``with_key``, a
+    workspace's own key for one attempt)."""
 
-    def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
+    def __init__(
+        self, config: ProviderConfig, api_key: str | None, *, wire: WireClient | None = None
+    ) -> None:
         self.config = config
         base = (config.base_url or "").rstrip("/")
         self._url = base + "/chat/completions"
         self._embeddings_url = base + "/embeddings"
-        auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._wire = WireClient(config, api_key, auth)
+        self._wire = wire or WireClient(config, api_key, auth_headers("openai", api_key))
+
+    def with_key(self, api_key: str) -> OpenAIProvider:
+        """This provider for one attempt with ``api_key``, over the same connection pool."""
+        return OpenAIProvider(
+            self.config, api_key, wire=self._wire.view(api_key, auth_headers("openai", api_key))
+        )
 
     async def complete(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
         answer = await self._wire.post_json(self._url, payload)

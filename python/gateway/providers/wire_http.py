@@ -7,6 +7,10 @@ reads; every client-library exception becomes an ``AttemptFailure``. Error bodie
 as ``{"error": {"message", "type"?, "status"?}}``: OpenAI's, Anthropic's
 ``{"type": "error", "error": {…}}`` and Google's shapes all fit. The provider key is
 redacted from any message kept.
+
+A BYOK attempt uses a ``view``: a client for one attempt that sends the workspace's key
+instead of the platform key and shares the platform client's session (its connection pool),
+so the workspace key lives only as long as the attempt that needs it.
 """
 
 from __future__ import annotations
@@ -61,7 +65,12 @@ class WireClient:
     """POSTs JSON to one provider and maps every outcome to a body or an ``AttemptFailure``."""
 
     def __init__(
-        self, config: ProviderConfig, api_key: str | None, headers: Mapping[str, str]
+        self,
+        config: ProviderConfig,
+        api_key: str | None,
+        headers: Mapping[str, str],
+        *,
+        owner: WireClient | None = None,
     ) -> None:
         self.config = config
         self._api_key = api_key
@@ -71,10 +80,18 @@ class WireClient:
             **config.headers,
             **headers,
         }
+        self._owner = owner
         self._session: aiohttp.ClientSession | None = None
+
+    def view(self, api_key: str, headers: Mapping[str, str]) -> WireClient:
+        """A client that sends ``headers`` (carrying ``api_key``) in place of this one's auth
+        headers, over this client's session; closing this client closes it too."""
+        return WireClient(self.config, api_key, headers, owner=self)
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        if self._owner is not None:
+            return self._owner.session
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
@@ -131,6 +148,16 @@ class WireClient:
             raise AttemptFailure("server_error", "upstream sent a body that is not an object")
         return answer
 
+    async def get(self, url: str) -> tuple[int, str | None, bytes]:
+        """GET ``url``: (status, Retry-After, body); transport failures as ``AttemptFailure``."""
+        timeouts = self.config.timeout_s
+        timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.first_byte)
+        try:
+            async with self.session.get(url, headers=self._headers, timeout=timeout) as response:
+                return response.status, response.headers.get("retry-after"), await response.read()
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_failure(exc, f"no answer within {timeouts.total:g} s") from None
+
     async def _open(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
         timeouts = self.config.timeout_s
         timeout = aiohttp.ClientTimeout(
@@ -175,6 +202,7 @@ class WireClient:
             raise _transport_failure(exc, f"no first byte within {first_byte:g} s") from None
 
     async def aclose(self) -> None:
+        """Close the session (a view owns none: its owner's ``aclose`` closes it)."""
         if self._session is not None:
             await self._session.close()
 

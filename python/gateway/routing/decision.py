@@ -66,6 +66,9 @@ class RouteQuery:
     key_mode: KeyMode = "live"
     allowed_models: frozenset[str] | None = None
     data_policy_floor: Literal["none", "no_training", "zdr"] | None = None
+    byok_providers: frozenset[str] = frozenset()
+    """Providers (ids or aliases) the workspace holds a usable key of its own for: their
+    BYOK deployments become candidates, ranked just ahead of their platform twins."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,23 +3,30 @@
 The precedence chain of SPEC §2, lowest first: built-in defaults → workspace routing
 defaults → key default policy → ``X-Routing-Policy`` (the ``layers``) → model suffix →
 the request's ``routing`` object. ``RoutingTable`` applies the last two.
+
+A live key's workspace brings the providers it holds its own keys for (``byok_keys``); their
+BYOK deployments join the candidates, and dispatch calls them with the workspace's key.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from gateway import _router_core as core
 from gateway.catalog import Deployment
 from gateway.config import TASKS
-from gateway.errors import ContextLengthExceeded, PolicyConflict, ServiceUnavailable
+from gateway.errors import ContextLengthExceeded, PolicyConflict, RateLimited, ServiceUnavailable
 from gateway.health import HealthTracker
 from gateway.routing.decision import CONSTRAINT_MEANINGS, Capability, Decision, RouteQuery
 from gateway.routing.table import RoutingTable
 from gateway.routing_options import RoutingOptions, merge
 from gateway.store.records import ApiKey
+
+if TYPE_CHECKING:
+    from gateway.byok_keys import ByokKeyring
 
 _CONTEXT_CONSTRAINTS = frozenset({"context_window", "max_output"})
 _CAPABILITY_NAMES: dict[int, Capability] = {
@@ -74,14 +81,28 @@ class RoutePlan:
     max_fallback_attempts: int
     prompt_tokens: int
     warnings: list[str] = field(default_factory=list)
+    workspace_id: str | None = None
+    """Whose BYOK keys the plan's BYOK deployments are called with."""
 
 
 class Router:
     """Builds and runs one routing decision per HTTP request."""
 
-    def __init__(self, table: RoutingTable, health: HealthTracker | None = None) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        health: HealthTracker | None = None,
+        byok: ByokKeyring | None = None,
+    ) -> None:
         self.table = table
         self.health = health
+        self.byok = byok
+
+    def byok_providers(self, key: ApiKey) -> frozenset[str]:
+        """Providers the key's workspace has a usable key of its own for (none for test keys)."""
+        if self.byok is None or key.mode != "live":
+            return frozenset()
+        return self.byok.providers(key.workspace_id)
 
     def plan(
         self,
@@ -115,6 +136,7 @@ class Router:
             key_mode=key.mode,
             allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
             data_policy_floor=data_policy_floor,  # type: ignore[arg-type]
+            byok_providers=self.byok_providers(key),
         )
         merged = merge(defaults, routing)
         attempts = merged.max_fallback_attempts if merged.max_fallback_attempts is not None else 3
@@ -124,6 +146,7 @@ class Router:
         # dispatch never tries more than this; circuit-open rows are already filtered out
         decision = self.table.route(query, limit=1 + (attempts if allow_fallbacks else 0))
         if not len(decision):
+            self._raise_if_cooling(query, key)
             _raise_empty(decision)
         return RoutePlan(
             deployments=decision.deployments(),
@@ -136,7 +159,26 @@ class Router:
             max_fallback_attempts=attempts,
             prompt_tokens=analysis.prompt_tokens,
             warnings=list(decision.warnings),
+            workspace_id=key.workspace_id,
         )
+
+    def _raise_if_cooling(self, query: RouteQuery, key: ApiKey) -> None:
+        """Nothing is viable, but would be with the workspace's rate-limited keys: that is a
+        429 with ``Retry-After`` (e.g. ``only_byok`` while its key cools), not a 409."""
+        if self.byok is None or key.mode != "live":
+            return
+        cooling = self.byok.cooling(key.workspace_id)
+        if not cooling:
+            return
+        widened = replace(query, byok_providers=query.byok_providers | frozenset(cooling))
+        if len(self.table.route(widened, limit=1)):
+            wait = max(1, math.ceil(max(cooling.values())))
+            raise RateLimited(
+                "The workspace's own key for "
+                + ", ".join(f"'{p}'" for p in sorted(cooling))
+                + " is rate-limited by the provider; retry shortly.",
+                headers={"retry-after": str(wait)},
+            )
 
 
 def _raise_empty(decision: Decision) -> None:

@@ -3,6 +3,11 @@
 Python turns a query's names (models, providers, region globs: small sets) into masks and
 caches the compiled ``RouteRequest`` by the query's value, so a repeated query shape costs a
 dictionary lookup plus the core's filter-and-score pass.
+
+BYOK (SPEC §8): a workspace's own-key deployments are rows of their own (``catalog``), enabled
+per query by ``RouteQuery.byok_providers``. When a BYOK row and its platform twin are both
+viable, the BYOK row is moved to just ahead of its twin (``_byok_first``), so the platform
+key is that deployment's fallback.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Template:
     strategy: str
     weights: tuple[float, float, float, float, float]
     warnings: list[str]
+    byok: bool  # some BYOK row may be viable: rank in full, then put twins together
 
 
 def _route(
@@ -118,16 +124,21 @@ class RoutingTable:
         if explain or len(template.requests) > 1:
             return self._route_groups(template, query, explain, limit)
         table = self.catalog.table
-        result = _route(table, template.requests[0], query, limit=limit)
+        # A BYOK row may rank anywhere below its twin, so rank every row before reordering.
+        core_limit = None if template.byok else limit
+        result = _route(table, template.requests[0], query, limit=core_limit)
         if template.relaxed is not None and result.emptied_by == "quality_floor":
-            result = _route(table, template.relaxed[0], query, limit=limit)
+            result = _route(table, template.relaxed[0], query, limit=core_limit)
+        ranked, scores = result.ranked, result.scores
+        if template.byok:
+            ranked, scores = self._byok_first(ranked, scores, limit)
         return Decision(
             self.catalog,
             template.strategy,
             template.weights,
             template.warnings,
-            result.ranked,
-            result.scores,
+            ranked,
+            scores,
             result.candidates_total,
             result.candidates_viable,
             result.emptied_by,
@@ -140,20 +151,23 @@ class RoutingTable:
     ) -> Decision:
         """``models`` in fallback mode (one pass per model, in order) and ``explain``."""
         table = self.catalog.table
+        core_limit = None if template.byok else limit
         results = [
-            _route(table, request, query, limit=limit, explain=explain)
+            _route(table, request, query, limit=core_limit, explain=explain)
             for request in template.requests
         ]
         relax = template.relaxed is not None and not any(len(r.ranked) for r in results)
         if relax and any(r.emptied_by == "quality_floor" for r in results):
             assert template.relaxed is not None
             results = [
-                _route(table, request, query, limit=limit, explain=explain)
+                _route(table, request, query, limit=core_limit, explain=explain)
                 for request in template.relaxed
             ]
         ranked = np.concatenate([r.ranked for r in results])
         scores = np.concatenate([r.scores for r in results])
-        if limit is not None:
+        if template.byok:  # twins share a model, so they never straddle two groups
+            ranked, scores = self._byok_first(ranked, scores, limit)
+        elif limit is not None:
             ranked, scores = ranked[:limit], scores[:limit]
         rejected_by = None
         if explain:  # each row's reason comes from the group that holds its model
@@ -188,6 +202,7 @@ class RoutingTable:
             query.key_mode,
             query.allowed_models,
             query.data_policy_floor,
+            query.byok_providers,
         )
         template = self._cache.get(key)
         if template is None:
@@ -249,6 +264,7 @@ class RoutingTable:
         }
         models = len(catalog.models)
         floor_value = options.quality_floor if soft_floor is None else soft_floor
+        byok = bool(provider_mask[catalog.byok_offset :].any())
         masks = [_mask(models, g) for g in groups]
         return Template(
             requests=[
@@ -264,7 +280,27 @@ class RoutingTable:
             strategy=strategy,
             weights=weights,
             warnings=warnings,
+            byok=byok,
         )
+
+    def _byok_first(
+        self,
+        ranked: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float64],
+        limit: int | None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Each deployment's BYOK row right ahead of its platform twin, at the better of
+        their two places; everything else keeps its order. Then the first ``limit``."""
+        catalog = self.catalog
+        if len(ranked) and catalog.is_byok[ranked].any():
+            groups = catalog.twin_group[ranked]
+            _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+            # lexsort: the last key is the primary one (the pair's best place), then BYOK
+            order = np.lexsort((~catalog.is_byok[ranked], first[inverse]))
+            ranked, scores = ranked[order], scores[order]
+        if limit is not None:
+            ranked, scores = ranked[:limit], scores[:limit]
+        return ranked, scores
 
     def _model_groups(
         self, parsed: list[ModelExpression], query: RouteQuery, fallback_mode: bool
@@ -300,24 +336,35 @@ class RoutingTable:
     def _provider_mask(
         self, options: RoutingOptions, query: RouteQuery, parsed: list[ModelExpression]
     ) -> npt.NDArray[np.bool_]:
+        """Indexed by the core's provider column: platform rows at a provider's index, BYOK
+        rows at ``index + byok_offset``. Allow/deny lists and pins apply to both."""
         catalog = self.catalog
         mock = catalog.mock_index
+        everyone = range(len(catalog.providers))
         if query.key_mode == "test":
-            allowed = {mock} if mock is not None else set()
+            allowed: set[int | None] = {mock} if mock is not None else set()
+            own: set[int | None] = set()
         else:
-            allowed = {
+            allowed = {i for i in everyone if catalog.usable_providers[i] and i != mock}
+            own = {
                 i
-                for i in range(len(catalog.providers))
-                if catalog.usable_providers[i] and i != mock
+                for name in query.byok_providers
+                if (i := catalog.provider(name)) is not None and catalog.byok_capable[i]
             }
         if options.providers is not None:
-            allowed &= self._provider_ids(options.providers, "routing.providers")
+            listed = self._provider_ids(options.providers, "routing.providers")
+            allowed, own = allowed & listed, own & listed
         if options.exclude_providers is not None:
-            allowed -= self._provider_ids(options.exclude_providers, "routing.exclude_providers")
-        pins = {e.pinned_provider for e in parsed if e.pinned_provider is not None}
+            denied = self._provider_ids(options.exclude_providers, "routing.exclude_providers")
+            allowed, own = allowed - denied, own - denied
+        pins: set[int | None] = {e.pinned_provider for e in parsed if e.pinned_provider is not None}
         if pins and query.key_mode == "live":
-            allowed &= pins
-        return _mask(len(catalog.providers), {i for i in allowed if i is not None})
+            allowed, own = allowed & pins, own & pins
+        offset = catalog.byok_offset
+        return _mask(
+            2 * offset,
+            {i for i in allowed if i is not None} | {i + offset for i in own if i is not None},
+        )
 
     def _provider_ids(self, names: list[str], param: str) -> set[int | None]:
         ids: set[int | None] = set()
