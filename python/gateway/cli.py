@@ -1,4 +1,4 @@
-"""The ``routegate`` command: serve, config check, models, bench.
+"""The ``routegate`` command: serve, config check, models, keys, budgets, usage, bench.
 
 ``serve`` validates the config and bootstraps the store (the ``default`` workspace, the admin
 key and a test key, printed once at first start) in this process, before granian starts any
@@ -8,6 +8,7 @@ worker, so workers never race to create them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from granian import Granian
 from granian.constants import Interfaces
 
+from gateway import cli_admin
 from gateway.auth import derive_hash_key, hash_secret, new_key_record, utc_now
 from gateway.bench import main as bench_main
 from gateway.config import Config, ConfigError, load_config
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", help="YAML config (default: $ROUTEGATE_CONFIG)")
     models = commands.add_parser("models", help="list the catalog's models and offers")
     models.add_argument("--config", help="YAML config (default: $ROUTEGATE_CONFIG)")
+    cli_admin.register(commands)
     commands.add_parser(
         "bench", help="run the load harness (see benches/README.md)", add_help=False
     )
@@ -59,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config_check(args.file or os.environ.get("ROUTEGATE_CONFIG"))
     if args.command == "models":
         return list_models(args.config or os.environ.get("ROUTEGATE_CONFIG"))
+    if args.command in cli_admin.COMMANDS:
+        return cli_admin.run(args)
     return 2
 
 
@@ -105,7 +110,11 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     store = open_store(settings.store_url(config), settings.data_dir)
     try:
+        check_master_key(store, _hash_key(settings))
         lines = bootstrap(store, settings)
+    except MasterKeyMismatch as error:
+        print(f"routegate: {error}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     print(
@@ -125,6 +134,25 @@ def serve(args: argparse.Namespace) -> int:
         log_access=False,
     ).serve()
     return 0
+
+
+class MasterKeyMismatch(Exception):
+    pass
+
+
+def check_master_key(store: Store, hash_key: bytes) -> None:
+    """Gateways sharing a store must share the master key: keys hashed under another one
+    would all answer 401. The store keeps a fingerprint of the first gateway's hash key."""
+    fingerprint = hashlib.sha256(b"routegate/fingerprint/v1" + hash_key).hexdigest()[:16]
+    stored = store.get_meta("master_key_fingerprint")
+    if stored is None:
+        store.set_meta("master_key_fingerprint", fingerprint)
+    elif stored != fingerprint:
+        raise MasterKeyMismatch(
+            "this store was set up under a different master key: every gateway sharing a "
+            "store needs the same ROUTEGATE_MASTER_KEY (or the same data directory's "
+            "master.key)."
+        )
 
 
 def bootstrap(store: Store, settings: Settings) -> list[str]:

@@ -1,21 +1,28 @@
-"""The management API (SPEC §8) — workspaces and keys (routing settings: ``routing_admin``).
+"""The management API (SPEC §8) — workspaces and keys (routing settings: ``routing_admin``;
+workspace writes: ``workspaces_admin``; rotation and per-key usage: ``key_rotation``).
 
 Every route checks that the caller's key may manage the workspace it names; another
-workspace's ids answer 404, never 403, so ids cannot be probed.
+workspace's ids answer 404, never 403, so ids cannot be probed. The operations themselves
+(``issue_key``, ``revoke``, the views) take ``AdminDeps`` so the CLI runs the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from typing import Annotated
 
 import msgspec
 
-from gateway.auth import new_key_record
+from gateway.api import key_options
+from gateway.api.admin_deps import AdminDeps
+from gateway.api.bodies import convert_body
+from gateway.api.usage import iso_utc
+from gateway.auth import new_key_record, utc_now
 from gateway.context import Context
 from gateway.errors import InvalidRequest, NotFound, PermissionDenied
 from gateway.http import Request, Response, json_response
-from gateway.schemas import convert, decode_object
+from gateway.schemas import decode_object
 from gateway.store.records import ApiKey, KeyMode, Scope, Workspace
 
 
@@ -34,17 +41,21 @@ class KeyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     expires_at: str | None = None
 
 
-def _workspace_view(workspace: Workspace) -> dict[str, str]:
+def workspace_view(workspace: Workspace) -> dict[str, object]:
     return {
         "id": workspace.id,
         "object": "workspace",
         "name": workspace.name,
         "slug": workspace.slug,
         "created_at": workspace.created_at,
+        "rpm_limit": workspace.rpm_limit,
+        "tpm_limit": workspace.tpm_limit,
+        "max_cost_per_request": workspace.max_cost_per_request,
     }
 
 
-def _key_view(key: ApiKey) -> dict[str, object]:
+def key_view(key: ApiKey, now_iso: str | None = None) -> dict[str, object]:
+    """What listings show of a key: never its secret nor its hash (SPEC §7)."""
     return {
         "id": key.id,
         "object": "api_key",
@@ -52,12 +63,17 @@ def _key_view(key: ApiKey) -> dict[str, object]:
         "name": key.name,
         "mode": key.mode,
         "scopes": list(key.scopes),
-        "status": key.status,
+        "status": key_options.key_status(key, now_iso or utc_now()),
         "created_at": key.created_at,
         "last_used_at": key.last_used_at,
-        "allowed_models": key.allowed_models,
-        "default_policy": key.default_policy,
         "expires_at": key.expires_at,
+        "allowed_models": key.allowed_models,
+        "ip_allowlist": key.ip_allowlist,
+        "default_policy": key.default_policy,
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_cost_per_request": key.max_cost_per_request,
+        "gateway_wide": key.gateway_wide,
     }
 
 
@@ -69,86 +85,106 @@ def managed_workspace(ctx: Context, caller: ApiKey, workspace_id: str) -> Worksp
     return workspace
 
 
+def admin_workspace(ctx: Context, request: Request) -> Workspace:
+    """Authenticate an admin key and return the workspace the path names, if it may."""
+    caller = ctx.authenticate(request, "admin")
+    return managed_workspace(ctx, caller, request.path_params["workspace_id"])
+
+
 async def list_workspaces(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request.headers, "admin")
+    caller = ctx.authenticate(request, "admin")
     workspaces = [
         w for w in ctx.store.list_workspaces() if caller.gateway_wide or w.id == caller.workspace_id
     ]
-    return json_response({"object": "list", "data": [_workspace_view(w) for w in workspaces]})
+    return json_response({"object": "list", "data": [workspace_view(w) for w in workspaces]})
 
 
 async def get_workspace(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request.headers, "admin")
-    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
-    return json_response(_workspace_view(workspace))
+    return json_response(workspace_view(admin_workspace(ctx, request)))
 
 
-async def create_key(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request.headers, "admin")
-    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
-    body = convert(decode_object(request.body), KeyCreate)
+# --- keys ---------------------------------------------------------------------------------
+
+
+def issue_key(deps: AdminDeps, workspace_id: str, data: dict[str, object]) -> tuple[str, ApiKey]:
+    """Validate a create body, store the new key; returns its secret (shown once) and record."""
+    body = convert_body(data, KeyCreate)
     if body.default_policy is not None and not _policy_exists(
-        ctx, workspace.id, body.default_policy
+        deps, workspace_id, body.default_policy
     ):
         raise InvalidRequest(
             f"Unknown routing policy '{body.default_policy}'.", param="default_policy"
         )
     secret, record = new_key_record(
-        hash_key=ctx.hash_key,
-        workspace_id=workspace.id,
+        hash_key=deps.hash_key,
+        workspace_id=workspace_id,
         name=body.name,
         mode=body.mode,
         scopes=tuple(body.scopes),
         allowed_models=tuple(body.allowed_models) if body.allowed_models is not None else None,
-        ip_allowlist=tuple(body.ip_allowlist) if body.ip_allowlist is not None else None,
+        ip_allowlist=key_options.ip_allowlist(body.ip_allowlist),
         default_policy=body.default_policy,
         rpm_limit=body.rpm_limit,
         tpm_limit=body.tpm_limit,
         max_cost_per_request=body.max_cost_per_request,
-        expires_at=body.expires_at,
+        expires_at=key_options.expires_at(body.expires_at, datetime.now(timezone.utc)),
     )
-    ctx.store.create_key(record)
-    return json_response({**_key_view(record), "key": secret}, status=201)
+    deps.store.create_key(record)
+    return secret, record
 
 
-def _policy_exists(ctx: Context, workspace_id: str, name: str) -> bool:
+def _policy_exists(deps: AdminDeps, workspace_id: str, name: str) -> bool:
     """A config policy or one of the workspace's own (read fresh from the store)."""
-    return name in ctx.config.policies or ctx.store.get_policy(workspace_id, name) is not None
+    return name in deps.config.policies or deps.store.get_policy(workspace_id, name) is not None
 
 
-async def list_keys(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request.headers, "admin")
-    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
-    keys = ctx.store.list_keys(workspace.id)
-    return json_response({"object": "list", "data": [_key_view(k) for k in keys]})
-
-
-def _managed_key(ctx: Context, caller: ApiKey, workspace_id: str, key_id: str) -> ApiKey:
-    """The named key of a workspace the caller manages; 404 for anything else."""
-    workspace = managed_workspace(ctx, caller, workspace_id)
-    key = ctx.store.get_key(workspace.id, key_id)
+def key_in(deps: AdminDeps, workspace_id: str, key_id: str) -> ApiKey:
+    """The workspace's key of that id; 404 otherwise."""
+    key = deps.store.get_key(workspace_id, key_id)
     if key is None:
         raise NotFound(f"No key '{key_id}' in workspace '{workspace_id}'.")
     return key
 
 
+def revoke(deps: AdminDeps, key: ApiKey, *, by_gateway_admin: bool) -> ApiKey:
+    """Revoke (never delete: usage records keep naming the key). A workspace admin must not
+    be able to lock the operator out of the gateway, so a gateway-wide key needs one too."""
+    if key.gateway_wide and not by_gateway_admin:
+        raise PermissionDenied("Only a gateway-wide admin key may revoke a gateway-wide key.")
+    revoked = deps.store.revoke_key(key.workspace_id, key.id)
+    if revoked is None:  # deleted between the two reads; nothing deletes keys today
+        raise NotFound(f"No key '{key.id}' in workspace '{key.workspace_id}'.")
+    return revoked
+
+
+async def create_key(ctx: Context, request: Request) -> Response:
+    workspace = admin_workspace(ctx, request)
+    secret, record = issue_key(ctx, workspace.id, decode_object(request.body))
+    return json_response({**key_view(record), "key": secret}, status=201)
+
+
+async def list_keys(ctx: Context, request: Request) -> Response:
+    workspace = admin_workspace(ctx, request)
+    now = iso_utc(datetime.now(timezone.utc))
+    keys = ctx.store.list_keys(workspace.id)
+    return json_response({"object": "list", "data": [key_view(k, now) for k in keys]})
+
+
+def managed_key(ctx: Context, request: Request) -> tuple[ApiKey, ApiKey]:
+    """The caller and the key the path names, in a workspace the caller manages (else 404)."""
+    caller = ctx.authenticate(request, "admin")
+    workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
+    return caller, key_in(ctx, workspace.id, request.path_params["key_id"])
+
+
 async def get_key(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request.headers, "admin")
-    params = request.path_params
-    key = _managed_key(ctx, caller, params["workspace_id"], params["key_id"])
-    return json_response(_key_view(key))
+    _, key = managed_key(ctx, request)
+    return json_response(key_view(key))
 
 
 async def revoke_key(ctx: Context, request: Request) -> Response:
-    """Revoke (never delete: usage records keep naming the key); every process's key cache
-    expires within ``CACHE_TTL_S``, so the key stops working everywhere within 1 s."""
-    caller = ctx.authenticate(request.headers, "admin")
-    params = request.path_params
-    key = _managed_key(ctx, caller, params["workspace_id"], params["key_id"])
-    if key.gateway_wide and not caller.gateway_wide:
-        # A workspace admin must not be able to lock the operator out of the gateway.
-        raise PermissionDenied("Only a gateway-wide admin key may revoke a gateway-wide key.")
-    revoked = await asyncio.to_thread(ctx.store.revoke_key, key.workspace_id, key.id)
-    if revoked is None:  # deleted between the two reads; nothing deletes keys today
-        raise NotFound(f"No key '{key.id}' in workspace '{key.workspace_id}'.")
-    return json_response(_key_view(revoked))
+    """Every process's key cache expires within ``CACHE_TTL_S``, so the key stops working
+    everywhere within 1 s."""
+    caller, key = managed_key(ctx, request)
+    revoked = await asyncio.to_thread(revoke, ctx, key, by_gateway_admin=caller.gateway_wide)
+    return json_response(key_view(revoked))

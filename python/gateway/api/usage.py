@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
-from gateway.auth import extract_secret
+from gateway.auth import check_ip, extract_secret
 from gateway.context import Context
 from gateway.errors import InvalidRequest, PermissionDenied
 from gateway.http import Request, Response, json_response
@@ -101,6 +101,7 @@ def _period(request: Request) -> Period:
 async def get_usage(ctx: Context, request: Request) -> Response:
     """Any key that may call or read the gateway sees its own workspace's usage."""
     key = ctx.keys.resolve(extract_secret(request.headers))
+    check_ip(key, request.client_ip)
     if "inference" not in key.scopes and "read" not in key.scopes:
         raise PermissionDenied("This API key lacks the 'inference' or 'read' scope.")
     period = _period(request)
