@@ -11,6 +11,7 @@ A request's layers, in order, and what each adds:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import re
@@ -19,12 +20,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from gateway.api import (
+    admin_routes,
     chat,
     embeddings,
     health,
     management,
     messages,
     models,
+    provider_keys,
     routing_admin,
     usage,
 )
@@ -35,9 +38,11 @@ from gateway.errors import (
     MethodNotAllowed,
     NotFound,
     RequestTooLarge,
+    ServiceUnavailable,
 )
 from gateway.http import JSON_TYPE, Request, Response, StreamResponse
 from gateway.settings import Settings
+from gateway.store.ledger import StoreUnavailable
 
 log = logging.getLogger("routegate")
 
@@ -61,6 +66,8 @@ _KEY_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys/(?P<key_id>[^/]+)$"
 _DEFAULTS_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/routing-defaults$"
 _POLICIES_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/policies$"
 _POLICY_PATH = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/policies/(?P<name>[^/]+)$"
+_PROVIDER_KEYS = r"^/v1/workspaces/(?P<workspace_id>[^/]+)/provider-keys"
+_PROVIDER_KEY = _PROVIDER_KEYS + r"/(?P<key_id>[^/]+)"
 PATTERNS: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)$"), management.get_workspace),
     ("POST", re.compile(r"^/v1/workspaces/(?P<workspace_id>[^/]+)/keys$"), management.create_key),
@@ -73,7 +80,14 @@ PATTERNS: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(_POLICY_PATH), routing_admin.get_policy),
     ("PUT", re.compile(_POLICY_PATH), routing_admin.put_policy),
     ("DELETE", re.compile(_POLICY_PATH), routing_admin.delete_policy),
+    ("POST", re.compile(_PROVIDER_KEYS + "$"), provider_keys.create_provider_key),
+    ("GET", re.compile(_PROVIDER_KEYS + "$"), provider_keys.list_provider_keys),
+    ("DELETE", re.compile(_PROVIDER_KEY + "$"), provider_keys.delete_provider_key),
+    ("POST", re.compile(_PROVIDER_KEY + "/validate$"), provider_keys.validate_provider_key),
+    ("POST", re.compile(_PROVIDER_KEY + "/set-default$"), provider_keys.set_default_provider_key),
 ]
+ROUTES.update(admin_routes.ROUTES)
+PATTERNS += admin_routes.PATTERNS
 KNOWN_PATHS = {path for _, path in ROUTES}
 
 
@@ -106,7 +120,12 @@ class App:
         self.ctx = ctx
         self.max_body = ctx.config.defaults.max_body_bytes
         self._closed = False
+        self._background: asyncio.Task[None] | None = None
         atexit.register(self._close_sync)
+
+    def _start_background(self) -> None:
+        """Share open circuits with the other gateway processes (``health_sync``)."""
+        self._background = asyncio.get_running_loop().create_task(self.ctx.health_sync.run())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -114,6 +133,8 @@ class App:
             return
         if scope["type"] != "http":
             return
+        if self._background is None:  # no lifespan events from the server: start here
+            self._start_background()
         request_id = "req_" + uuid.uuid4().hex
         try:
             handler, params = _match(scope["method"], scope["path"])
@@ -123,6 +144,14 @@ class App:
             result = await handler(self.ctx, request)
         except GatewayError as error:
             await self._send_error(send, error, request_id)
+            return
+        except StoreUnavailable as error:  # fail closed (SPEC §6): refuse, say why, log it
+            log.warning(
+                "store unavailable on %s (request %s): %s", scope["path"], request_id, error
+            )
+            unavailable = ServiceUnavailable("The gateway's store is unavailable; retry shortly.")
+            unavailable.headers["retry-after"] = "1"
+            await self._send_error(send, unavailable, request_id)
             return
         except Exception:
             log.exception(
@@ -202,6 +231,8 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self._background is None:
+                    self._start_background()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self._close()
@@ -209,6 +240,8 @@ class App:
                 return
 
     async def _close(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
         if not self._closed:
             self._closed = True
             await self.ctx.aclose()

@@ -4,22 +4,28 @@ router, store, key cache, provider clients, usage writer. Passed explicitly, nev
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.auth import KeyResolver, derive_hash_key, extract_secret, require_scope
+from gateway.auth import KeyResolver, check_ip, derive_hash_key, extract_secret, require_scope
+from gateway.byok_crypto import ByokCipher
+from gateway.byok_keys import ByokKeyring
 from gateway.catalog import Catalog
 from gateway.config import Config, Price
 from gateway.dispatch import Dispatcher
 from gateway.errors import InvalidRequest
+from gateway.governance.admission import Admitter
+from gateway.governance.alerts import AlertSender
+from gateway.governance.rules import RulesCache
 from gateway.health import HealthTracker
-from gateway.metering import UsageWriter
+from gateway.health_sync import HealthSync
+from gateway.http import Request
 from gateway.providers import ProviderPool
 from gateway.routing import Router, RoutingTable
 from gateway.routing_options import DataPolicy, RoutingOptions
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.records import ApiKey, Scope
+from gateway.usage_writer import UsageWriter
 from gateway.workspace_routing import WorkspaceRouting, WorkspaceRoutingCache
 
 SUPPORTED_FORMATS = frozenset({"openai", "anthropic", "gemini", "mock"})
@@ -42,6 +48,10 @@ class Context:
     baseline_model: str
     baseline_price: Price | None
     workspace_routing: WorkspaceRoutingCache
+    rules: RulesCache
+    health_sync: HealthSync
+    admitter: Admitter
+    byok: ByokKeyring
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -51,9 +61,12 @@ class Context:
             if provider.format not in SUPPORTED_FORMATS:
                 catalog.usable_providers[index] = False
         store = open_store(settings.store_url(config), settings.data_dir)
-        hash_key = derive_hash_key(load_master_key(settings.data_dir))
+        master_key = load_master_key(settings.data_dir)
+        hash_key = derive_hash_key(master_key)
+        fail_open = config.defaults.store_unavailable == "open"
         pool = ProviderPool(catalog)
         health = HealthTracker(catalog, config.defaults.health)
+        byok = ByokKeyring(store, ByokCipher(master_key))
         baseline = catalog.models[catalog.model_index[config.defaults.baseline_model.lower()]]
         first_party = next(
             (
@@ -67,21 +80,30 @@ class Context:
             settings=settings,
             config=config,
             catalog=catalog,
-            router=Router(RoutingTable(catalog), health),
+            router=Router(RoutingTable(catalog), health, byok),
             store=store,
-            keys=KeyResolver(hash_key, store.get_key_by_hash),
+            keys=KeyResolver(hash_key, store.get_key_by_hash, stale_ok=fail_open),
             pool=pool,
-            dispatcher=Dispatcher(pool, health),
+            dispatcher=Dispatcher(pool, health, byok),
             health=health,
-            usage=UsageWriter(store.insert_usage),
+            usage=UsageWriter(
+                settings.data_dir / "spool", store.commit, AlertSender(store, master_key).send
+            ),
             hash_key=hash_key,
             baseline_model=baseline.id,
             baseline_price=first_party,
             workspace_routing=WorkspaceRoutingCache(store),
+            rules=RulesCache(store, stale_ok=fail_open),
+            health_sync=HealthSync(store, health, catalog),
+            admitter=Admitter(store, fail_open=fail_open),
+            byok=byok,
         )
 
-    def authenticate(self, headers: Mapping[str, str], scope: Scope) -> ApiKey:
-        key = self.keys.resolve(extract_secret(headers))
+    def authenticate(self, request: Request, scope: Scope) -> ApiKey:
+        """The caller's key, if it may be used from the request's address (SPEC §7 IP
+        allow-list, 403 ``ip_not_allowed``) and carries ``scope``."""
+        key = self.keys.resolve(extract_secret(request.headers))
+        check_ip(key, request.client_ip)
         require_scope(key, scope)
         return key
 

@@ -11,8 +11,11 @@ Circuit states per deployment::
     half-open ──probe succeeds──▶ closed        half-open ──probe fails──▶ open
 
 A 429 with ``Retry-After`` (or without, for one second) opens the provider's circuits for
-that long without counting as a failure: a provider that said wait is never hammered.
-State is per process for now; a shared store can merge it (issue 6).
+that long without counting as a failure: a provider that said wait is never hammered. Only
+the rows of the same key source cool: a rate-limited platform key says nothing about the
+workspaces' own keys (a BYOK 429 cools that one workspace's key instead, in ``byok_keys``).
+Open circuits are shared between processes through the store (``health_sync``): a provider
+that one gateway saw failing or saying wait is avoided by all of them. EWMAs stay per process.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class DeploymentHealth:
     state: State = "closed"
     reopen_at: float = 0.0
     probing: bool = False
+    opened_at: float = 0.0
+    last_success: float = float("-inf")
 
 
 class HealthTracker:
@@ -68,9 +73,9 @@ class HealthTracker:
             for d in catalog.deployments
         ]
         self._open: set[int] = set()
-        self._rows_of_provider: dict[str, list[int]] = {}
+        self._rows_of_provider: dict[tuple[str, str], list[int]] = {}
         for d in catalog.deployments:
-            self._rows_of_provider.setdefault(d.provider.id, []).append(d.row)
+            self._rows_of_provider.setdefault((d.provider.id, d.key_source), []).append(d.row)
 
     def state(self, row: int) -> DeploymentHealth:
         return self._rows[row]
@@ -106,6 +111,7 @@ class HealthTracker:
 
     def success(self, row: int) -> None:
         health = self._rows[row]
+        health.last_success = self._clock()
         health.outcomes.append(True)
         health.consecutive_failures = 0
         if health.state != "closed":
@@ -142,6 +148,26 @@ class HealthTracker:
             health.tps = base + alpha * (tps - base)
         self._publish(row)
 
+    def shared_state(self) -> dict[int, tuple[float, float]]:
+        """Open circuits, for other processes: row → (seconds until half-open, seconds since
+        it opened)."""
+        now = self._clock()
+        return {
+            row: (health.reopen_at - now, now - health.opened_at)
+            for row in self._open
+            if (health := self._rows[row]).state == "open" and health.reopen_at > now
+        }
+
+    def adopt(self, row: int, seconds: float, age_s: float) -> None:
+        """Another process opened this row's circuit ``age_s`` ago, for ``seconds`` more:
+        open it here too (no failure counted), unless it has succeeded here since."""
+        health = self._rows[row]
+        now = self._clock()
+        if health.state != "closed" or seconds <= 0 or health.last_success >= now - age_s:
+            return
+        self._open_circuit(row, seconds)
+        health.opened_at = now - age_s
+
     def _tripped(self, health: DeploymentHealth) -> bool:
         settings = self._settings
         if health.consecutive_failures >= settings.failure_threshold:
@@ -153,14 +179,16 @@ class HealthTracker:
 
     def _open_circuit(self, row: int, seconds: float) -> None:
         health = self._rows[row]
+        if health.state != "open":
+            health.opened_at = self._clock()
         health.state, health.probing = "open", False
         health.reopen_at = max(health.reopen_at, self._clock() + seconds)
         self._open.add(row)
         self._publish(row)
 
     def _cool_provider(self, row: int, seconds: float) -> None:
-        provider = self._catalog.deployments[row].provider.id
-        for other in self._rows_of_provider[provider]:
+        d = self._catalog.deployments[row]
+        for other in self._rows_of_provider[(d.provider.id, d.key_source)]:
             if self._rows[other].state == "closed":
                 self._rows[other].consecutive_failures = 0
             self._open_circuit(other, seconds)

@@ -76,10 +76,15 @@ def test_request_errors_never_trip_a_circuit(row: int, kind: str, times: int) ->
 @settings(max_examples=50, deadline=None)
 def test_retry_after_cools_every_row_of_the_provider(row: int, wait: float) -> None:
     health, catalog, clock = tracker()
-    provider = catalog.deployments[row].provider.id
-    siblings = [d.row for d in catalog.deployments if d.provider.id == provider]
+    cooled = catalog.deployments[row]
+    same = (cooled.provider.id, cooled.key_source)
+    siblings = [d.row for d in catalog.deployments if (d.provider.id, d.key_source) == same]
+    others = [
+        d.row for d in catalog.deployments if d.provider.id == same[0] and d.row not in siblings
+    ]
     health.failure(row, "rate_limited", wait)
     assert not any(health.claim(r) for r in siblings)
+    assert all(health.claim(r) for r in others)  # the other key source is not cooled
     clock.now += wait + 0.01
     health.refresh()
     assert health.claim(row)
@@ -126,3 +131,37 @@ def _published_ttft(catalog: Catalog, row: int) -> float:
         else:
             low = mid
     return high
+
+
+@settings(max_examples=50, deadline=None)
+@given(ROWS, st.floats(0.5, 60.0), st.floats(0.0, 30.0))
+def test_a_circuit_shared_by_another_process_opens_here_for_its_remaining_time(
+    row: int, seconds: float, age: float
+) -> None:
+    health, _, clock = tracker()
+    clock.now = 1000.0
+    health.adopt(row, seconds, age)
+    assert health.state(row).state == "open"
+    assert health.claim(row) is False
+    assert health.state(row).consecutive_failures == 0, "adopting is not a failure"
+    shared = health.shared_state()
+    assert shared[row][0] == pytest.approx(seconds)
+    assert shared[row][1] == pytest.approx(age)
+    clock.now += seconds
+    health.refresh()
+    assert health.state(row).state == "half_open"
+
+
+@settings(max_examples=50, deadline=None)
+@given(ROWS, st.floats(0.5, 60.0), st.floats(0.1, 30.0), st.floats(0.0, 0.99))
+def test_a_success_seen_here_after_the_other_process_opened_wins(
+    row: int, seconds: float, age: float, fraction: float
+) -> None:
+    """A row that served successfully here after the remote circuit opened stays closed."""
+    health, _, clock = tracker()
+    clock.now = 1000.0
+    health.success(row)
+    clock.now += age * fraction  # the success came after the remote opening
+    health.adopt(row, seconds, age)
+    assert health.state(row).state == "closed"
+    assert health.shared_state() == {}
