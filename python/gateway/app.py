@@ -15,6 +15,7 @@ import asyncio
 import atexit
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -45,6 +46,7 @@ from gateway.settings import Settings
 from gateway.store.ledger import StoreUnavailable
 
 log = logging.getLogger("routegate")
+OUTAGE_LOG_INTERVAL_S = 5.0
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -121,7 +123,15 @@ class App:
         self.max_body = ctx.config.defaults.max_body_bytes
         self._closed = False
         self._background: asyncio.Task[None] | None = None
+        self._last_outage_log = float("-inf")
         atexit.register(self._close_sync)
+
+    def _log_outage(self, request_id: str, error: StoreUnavailable) -> None:
+        """At most one line per ``OUTAGE_LOG_INTERVAL_S``: an outage must not flood the log."""
+        now = time.monotonic()
+        if now - self._last_outage_log >= OUTAGE_LOG_INTERVAL_S:
+            self._last_outage_log = now
+            log.warning("store unavailable (request %s and others): %s", request_id, error)
 
     def _start_background(self) -> None:
         """Share open circuits with the other gateway processes (``health_sync``)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from gateway.byok_crypto import ByokCipher, DecryptError
 from gateway.store import Store
+from gateway.store.ledger import StoreUnavailable
 from gateway.store.records import ProviderKey
 
 CACHE_TTL_S = 1.0
@@ -51,8 +52,11 @@ class ByokKeyring:
         cipher: ByokCipher,
         ttl_s: float = CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        stale_ok: bool = False,
     ) -> None:
         self._store = store
+        self._stale_ok = stale_ok
         self._cipher = cipher
         self._ttl = ttl_s
         self._clock = clock
@@ -102,7 +106,13 @@ class ByokKeyring:
         entry = self._cache.get(workspace_id)
         if entry is not None and entry.expires > now:
             return entry
-        entry = _Entry(now + self._ttl, self._load(workspace_id))
+        try:
+            loaded = self._load(workspace_id)
+        except StoreUnavailable:
+            if not self._stale_ok:
+                raise
+            return entry if entry is not None else _Entry(now, {})  # fail-open: last known
+        entry = _Entry(now + self._ttl, loaded)
         if len(self._cache) > _MAX_ENTRIES:
             self._cache.clear()
         self._cache[workspace_id] = entry

@@ -66,7 +66,7 @@ class Context:
         fail_open = config.defaults.store_unavailable == "open"
         pool = ProviderPool(catalog)
         health = HealthTracker(catalog, config.defaults.health)
-        byok = ByokKeyring(store, ByokCipher(master_key))
+        byok = ByokKeyring(store, ByokCipher(master_key), stale_ok=fail_open)
         baseline = catalog.models[catalog.model_index[config.defaults.baseline_model.lower()]]
         first_party = next(
             (
@@ -92,7 +92,7 @@ class Context:
             hash_key=hash_key,
             baseline_model=baseline.id,
             baseline_price=first_party,
-            workspace_routing=WorkspaceRoutingCache(store),
+            workspace_routing=WorkspaceRoutingCache(store, stale_ok=fail_open),
             rules=RulesCache(store, stale_ok=fail_open),
             health_sync=HealthSync(store, health, catalog),
             admitter=Admitter(store, fail_open=fail_open),

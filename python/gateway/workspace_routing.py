@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gateway.routing_options import RoutingOptions
 from gateway.store import Store
+from gateway.store.ledger import StoreUnavailable
 
 CACHE_TTL_S = 1.0
 _MAX_ENTRIES = 100_000
@@ -27,11 +28,15 @@ class WorkspaceRouting:
     policies: Mapping[str, RoutingOptions]  # the workspace's own; config policies are separate
 
 
+_NOTHING = WorkspaceRouting(defaults=RoutingOptions(), policies={})
+
+
 class WorkspaceRoutingCache:
     """workspace id → ``WorkspaceRouting``, read through from the store with a short TTL."""
 
-    def __init__(self, store: Store, ttl_s: float = CACHE_TTL_S) -> None:
+    def __init__(self, store: Store, ttl_s: float = CACHE_TTL_S, *, stale_ok: bool = False) -> None:
         self._store = store
+        self._stale_ok = stale_ok
         self._ttl = ttl_s
         self._cache: dict[str, tuple[float, WorkspaceRouting]] = {}
 
@@ -40,10 +45,15 @@ class WorkspaceRoutingCache:
         cached = self._cache.get(workspace_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        entry = WorkspaceRouting(
-            defaults=self._store.get_routing_defaults(workspace_id),
-            policies=self._store.list_policies(workspace_id),
-        )
+        try:
+            entry = WorkspaceRouting(
+                defaults=self._store.get_routing_defaults(workspace_id),
+                policies=self._store.list_policies(workspace_id),
+            )
+        except StoreUnavailable:
+            if not self._stale_ok:
+                raise
+            return cached[1] if cached is not None else _NOTHING  # fail-open: last known
         if len(self._cache) > _MAX_ENTRIES:
             self._cache.clear()
         self._cache[workspace_id] = (now + self._ttl, entry)
