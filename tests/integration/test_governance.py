@@ -235,3 +235,25 @@ def test_a_budget_that_does_not_enforce_never_refuses(gw: GatewayProcess) -> Non
         time.sleep(0.05)
     alerts = [line for line in gw.log_text().splitlines() if budget["id"] in line]
     assert [a.split("reached ")[1][:4] for a in alerts] == ["50% ", "75% ", "90% ", "100%"]
+
+
+def test_a_rotated_keys_grace_traffic_still_counts_toward_its_budget(gw: GatewayProcess) -> None:
+    """Rotation moves key-scoped budgets to the successor; the old key, still valid during
+    its grace period, keeps spending from the same budget instead of escaping it."""
+    workspace = _workspace(gw)
+    old = gw.create_key("rotating", workspace_id=workspace)
+    budget = _budget(gw, workspace, scope_type="api_key", scope_id=old["id"], limit_usd=0.05)
+    with gw.http(gw.admin_key) as http:
+        rotated = http.post(
+            f"/v1/workspaces/{workspace}/keys/{old['id']}/rotate", json={"grace_period_s": 600}
+        )
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()
+    time.sleep(RULES_TTL_S)
+    statuses = [_chat(gw, old["key"]).status_code for _ in range(3)]
+    statuses += [_chat(gw, new["key"]).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200, 200, 402, 402]  # threshold $0.045: four fit
+    _usage_records(gw, workspace, 6)
+    view = _get_budget(gw, workspace, budget["id"])
+    assert view["scope_id"] == new["id"]
+    assert view["spend_usd"] == pytest.approx(0.04)

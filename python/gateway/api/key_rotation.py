@@ -71,7 +71,7 @@ def rotate(
     deps.store.create_key(successor)
     grace_end = iso_utc(now + timedelta(seconds=grace_period_s))
     ends = grace_end if key.expires_at is None else min(key.expires_at, grace_end)
-    retired = msgspec.structs.replace(key, expires_at=ends)
+    retired = msgspec.structs.replace(key, expires_at=ends, successor_id=successor.id)
     deps.store.update_key(retired)
     for budget in deps.store.list_budgets(key.workspace_id):
         if budget.scope_type == "api_key" and budget.scope_id == key.id:

@@ -61,7 +61,9 @@ def counts_toward(budget: Budget, key: ApiKey, deployment: Deployment) -> bool:
         return byok and deployment.provider.id == budget.scope_provider
     if byok and not budget.include_byok:
         return False
-    return budget.scope_type == "workspace" or budget.scope_id == key.id
+    if budget.scope_type == "workspace":
+        return True
+    return budget.scope_id is not None and budget.scope_id in (key.id, key.successor_id)
 
 
 def estimate_micro(deployment: Deployment, prompt_tokens: int, max_output: int | None) -> int:

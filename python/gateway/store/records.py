@@ -50,6 +50,9 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     max_cost_per_request: float | None = None
     expires_at: str | None = None
     last_used_at: str | None = None
+    successor_id: str | None = None
+    """Set when the key was rotated: its key-scoped budgets moved to the successor, and its
+    traffic during the grace period still counts toward them."""
 
 
 class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
