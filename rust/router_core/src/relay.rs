@@ -4,10 +4,14 @@
 //! events and the usage-only chunk are withheld so the gateway can close the stream with its
 //! own final chunk. Usage, ids and progress are kept for metering.
 //!
-//! Chunks are not re-encoded: each event's data is read once into a borrowed, typed view
-//! ([`view`]) of just the metered members, and the client bytes are the upstream bytes with
-//! only the `model` value spliced in ([`splice`]); the upstream's key order, whitespace and
-//! string escapes are kept. A chunk without `model` gets it as its last member.
+//! Chunks are not re-encoded: each event's data is read once into a borrowed, typed view of
+//! just the metered members, and the client bytes are the upstream bytes with only the
+//! `model` value spliced in ([`splice`]); the upstream's key order, whitespace and string
+//! escapes are kept. A chunk without `model` gets it as its last member. A plain chunk is read
+//! by a hand-written scanner ([`scan`]) that skips the leading members it already read in the
+//! stream's previous chunk when they repeat byte for byte; anything unusual (repeated or
+//! escaped metered keys, a misshapen or error chunk, invalid JSON) is left to the serde view
+//! ([`view`]), which reads exactly the same view and decides every such case.
 //!
 //! A JSON object that breaks the `chat.completion.chunk` shape the `OpenAI` SDK relies on
 //! (`choices` not an array, `delta: null`, `content: 5`, …; see [`view::parse`]) is counted
@@ -17,6 +21,7 @@
 //! without upstream usage can be metered by an exact token count
 //! ([`StreamRelay::completion_tokens`]).
 
+mod scan;
 mod splice;
 mod view;
 
@@ -71,6 +76,8 @@ struct Rewrite {
     model_json: Vec<u8>,
     /// Byte spans of the `model` values of the chunk being written.
     spans: Vec<(usize, usize)>,
+    /// The leading members of the last chunk the scanner read.
+    prefix: scan::Prefix,
     /// Bytes of completion text to keep.
     text_cap: usize,
 }
@@ -99,6 +106,7 @@ impl StreamRelay {
             rewrite: Rewrite {
                 model_json,
                 spans: Vec::new(),
+                prefix: scan::Prefix::default(),
                 text_cap,
             },
             state: RelayState::default(),
@@ -170,7 +178,7 @@ impl RelayState {
         let is_error_event = event.event == Some("error");
         let mark = self.completion_text.len();
         let sink = (!self.completion_truncated).then_some(&mut self.completion_text);
-        let Some(chunk) = view::parse(data, &mut rewrite.spans, sink) else {
+        let Some(chunk) = read_chunk(data, rewrite, sink) else {
             self.malformed += 1;
             if is_error_event {
                 // Keep the upstream's words even when they are not JSON.
@@ -230,6 +238,31 @@ impl RelayState {
         }
         self.chunks += 1;
     }
+}
+
+/// Read one event's data (trimmed): the scanner for a plain chunk, else the serde view, which
+/// decides everything the scanner leaves to it. Both read the same view (see [`scan`]).
+fn read_chunk<'a>(
+    data: &'a str,
+    rewrite: &mut Rewrite,
+    mut sink: Option<&mut String>,
+) -> Option<view::ChunkView<'a>> {
+    let mark = sink.as_deref().map_or(0, String::len);
+    rewrite.spans.clear();
+    let fast = scan::parse(
+        data,
+        &mut rewrite.spans,
+        sink.as_deref_mut(),
+        &mut rewrite.prefix,
+    );
+    if fast.is_some() {
+        return fast;
+    }
+    // The scanner's partial results are discarded.
+    if let Some(s) = sink.as_deref_mut() {
+        s.truncate(mark);
+    }
+    view::parse(data, &mut rewrite.spans, sink)
 }
 
 /// Last resort for a chunk that could not be spliced: decode, set `model`, re-encode.

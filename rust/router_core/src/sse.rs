@@ -3,6 +3,8 @@
 //! Bytes arrive at arbitrary boundaries; complete lines are decoded and applied as they
 //! appear, and only an unfinished line is buffered. Line ends are found with `memchr`, and
 //! the field buffers are reused, so steady-state parsing does not allocate per byte or line.
+//! The common event, one `data` line and its blank line within one read, is handed out
+//! borrowing the read's bytes, without being collected first.
 
 use std::borrow::Cow;
 
@@ -90,6 +92,21 @@ impl EventBuilder {
             }
             _ => {}
         }
+    }
+
+    /// A `data` line (`value`, UTF-8) directly followed by the blank line that ends its
+    /// event, when no `data` line came before: the event is emitted borrowing `value`, without
+    /// collecting it first. Same as [`EventBuilder::line`] then [`EventBuilder::dispatch`].
+    fn lone_data(&mut self, value: &str, on_event: &mut impl FnMut(SseEventRef<'_>)) {
+        debug_assert!(self.data.is_empty());
+        on_event(SseEventRef {
+            event: (!self.event.is_empty()).then_some(self.event.as_str()),
+            data: value,
+            id: self.last_id.as_deref(),
+            retry: self.retry,
+        });
+        self.event.clear();
+        self.retry = None;
     }
 
     /// Blank line: emit the event if any `data` line was seen, then reset per-event fields.
@@ -219,11 +236,39 @@ impl SseParser {
     fn lines(&mut self, bytes: &[u8], on_event: &mut impl FnMut(SseEventRef<'_>)) -> usize {
         let mut pos = 0;
         while let Some(le) = find_line_end(&bytes[pos..]) {
-            self.builder.line(&bytes[pos..pos + le.end], on_event);
+            let line = &bytes[pos..pos + le.end];
+            if let Some(next) = self.lone_data(line, &bytes[pos + le.next..], on_event) {
+                pos += le.next + next;
+                continue;
+            }
+            self.builder.line(line, on_event);
             self.skip_lf = le.cr_at_edge;
             pos += le.next;
         }
         pos
+    }
+
+    /// The common event, one `data` line and a blank line, emitted straight from the read:
+    /// `line` is a `data` line, the first of its event, and `rest` (what follows its line end)
+    /// starts with the blank line. Returns how much of `rest` that blank line took.
+    #[inline]
+    fn lone_data(
+        &mut self,
+        line: &[u8],
+        rest: &[u8],
+        on_event: &mut impl FnMut(SseEventRef<'_>),
+    ) -> Option<usize> {
+        let value = line.strip_prefix(b"data:")?;
+        if !matches!(rest.first(), Some(b'\n' | b'\r')) || !self.builder.data.is_empty() {
+            return None;
+        }
+        let blank = find_line_end(rest)?;
+        // Invalid UTF-8 takes the general (lossy) path.
+        let value = std::str::from_utf8(value).ok()?;
+        self.builder
+            .lone_data(value.strip_prefix(' ').unwrap_or(value), on_event);
+        self.skip_lf = blank.cr_at_edge;
+        Some(blank.next)
     }
 
     /// End of stream: an unterminated last line is applied and a pending event with data is
