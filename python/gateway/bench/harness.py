@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per path")
     p.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument(
+        "--governed",
+        action="store_true",
+        help="give the bench key RPM/TPM limits and its workspace a budget (never reached), "
+        "so every request reserves and settles in the store",
+    )
     p.add_argument("--concurrency", default="4,32", help="connections, max-throughput (list)")
     p.add_argument("--max-duration", type=float, default=4.0, help="seconds per max run")
     p.add_argument("--max-conns", type=int, default=256, help="connection cap, fixed rates")
@@ -181,7 +187,7 @@ def _start_gateway(
     base = f"http://127.0.0.1:{port}"
     procs.wait_ready(base + "/ready", proc, args.ready_timeout, log_path)
     try:
-        key = create_live_key(base, admin_key)
+        key = create_live_key(base, admin_key, governed=args.governed)
     except (httpx.HTTPError, RuntimeError, KeyError) as exc:
         raise RuntimeError(f"creating a bench key failed: {exc}{procs.log_tail(log_path)}") from exc
     return base, key, proc.pid
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         settings={
             k: getattr(args, k)
             for k in (
-                *("rates", "duration", "rounds", "warmup", "workers", "stream"),
+                *("rates", "duration", "rounds", "warmup", "workers", "stream", "governed"),
                 *("concurrency", "max_duration", "max_conns"),
             )
         },

@@ -58,8 +58,15 @@ def request_body(*, stream: bool) -> bytes:
     return msgspec.json.encode(body)
 
 
-def create_live_key(base_url: str, admin_key: str, timeout: float = 10.0) -> str:
-    """Create a live key in the ``default`` workspace through the management API."""
+GOVERNED_LIMIT = 1_000_000_000
+
+
+def create_live_key(
+    base_url: str, admin_key: str, timeout: float = 10.0, *, governed: bool = False
+) -> str:
+    """Create a live key in the ``default`` workspace through the management API. With
+    ``governed``, every request also reserves and settles: the key gets RPM and TPM limits and
+    the workspace a budget, all too large to refuse anything."""
     headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=timeout) as client:
         resp = client.get("/v1/workspaces")
@@ -69,9 +76,16 @@ def create_live_key(base_url: str, admin_key: str, timeout: float = 10.0) -> str
         ws = next((w for w in workspaces if w.get("slug") == "default"), None)
         if ws is None:
             raise RuntimeError(f"no workspace with slug 'default' in {workspaces!r}")
-        resp = client.post(
-            f"/v1/workspaces/{ws['id']}/keys", json={"name": "bench", "mode": "live"}
-        )
+        body: dict[str, object] = {"name": "bench", "mode": "live"}
+        if governed:
+            body |= {"rpm_limit": GOVERNED_LIMIT, "tpm_limit": GOVERNED_LIMIT}
+            resp = client.post(
+                f"/v1/workspaces/{ws['id']}/budgets",
+                json={"scope_type": "workspace", "period": "monthly", "limit_usd": 1e9},
+            )
+            if resp.status_code != 201:
+                raise RuntimeError(f"POST budgets: HTTP {resp.status_code}: {resp.text[:300]}")
+        resp = client.post(f"/v1/workspaces/{ws['id']}/keys", json=body)
         if resp.status_code not in (200, 201):
             raise RuntimeError(f"POST keys: HTTP {resp.status_code}: {resp.text[:300]}")
         key: str = resp.json()["key"]

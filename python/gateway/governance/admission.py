@@ -139,14 +139,23 @@ class Admitter:
     ) -> Admission:
         admission = Admission(key=key, rules=rules)
         live = key.mode == "live"
-        estimates = [estimate_micro(d, prompt_tokens, max_output) for d in deployments]
-        estimate = max(estimates, default=0)
-        if live:
-            _check_ceiling(key, rules, estimate)
-        now = datetime.now(timezone.utc)
+        costed = live and bool(
+            rules.budgets
+            or rules.tier == "prepaid"
+            or key.max_cost_per_request
+            or rules.max_cost_per_request
+        )
+        # Priced only when something needs the estimate: most requests need none of it.
+        priced = (
+            [(d, estimate_micro(d, prompt_tokens, max_output)) for d in deployments]
+            if costed
+            else []
+        )
+        if priced:
+            _check_ceiling(key, rules, max(e for _, e in priced))
         budgets: list[BudgetHold] = []
-        priced = list(zip(deployments, estimates, strict=True))
-        for budget in rules.budgets:
+        now = datetime.now(timezone.utc)
+        for budget in rules.budgets if priced else ():
             counting = [e for d, e in priced if counts_toward(budget, key, d)]
             if not counting:
                 continue

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS rate_entries (
     limiter TEXT NOT NULL, member TEXT NOT NULL, ts INTEGER NOT NULL, tokens INTEGER NOT NULL,
     PRIMARY KEY (limiter, member));
 CREATE INDEX IF NOT EXISTS rate_entries_time ON rate_entries (limiter, ts);
+CREATE TABLE IF NOT EXISTS rate_windows (
+    limiter TEXT PRIMARY KEY, requests INTEGER NOT NULL DEFAULT 0,
+    tokens INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY, workspace_id TEXT NOT NULL, expires INTEGER NOT NULL,
     data BLOB NOT NULL);
@@ -190,13 +193,63 @@ def _sweep_expired(db: sqlite3.Connection, workspace_id: str, now: int) -> None:
 
 
 def _window(db: sqlite3.Connection, limiter: str, now: int) -> WindowState:
-    db.execute("DELETE FROM rate_entries WHERE limiter = ? AND ts <= ?", (limiter, now - WINDOW_MS))
-    count, tokens, oldest = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(tokens), 0), MIN(ts) FROM rate_entries WHERE limiter = ?",
-        (limiter,),
+    """The limiter's window after forgetting entries older than 60 s. Its totals are kept
+    running in ``rate_windows``, so this costs O(expired entries), not O(window)."""
+    cutoff = now - WINDOW_MS
+    gone, gone_tokens = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM rate_entries WHERE limiter = ? AND ts <= ?",
+        (limiter, cutoff),
     ).fetchone()
+    if gone:
+        db.execute("DELETE FROM rate_entries WHERE limiter = ? AND ts <= ?", (limiter, cutoff))
+        db.execute(
+            "UPDATE rate_windows SET requests = requests - ?, tokens = tokens - ? "
+            "WHERE limiter = ?",
+            (gone, gone_tokens, limiter),
+        )
+    row = db.execute(
+        "SELECT requests, tokens FROM rate_windows WHERE limiter = ?", (limiter,)
+    ).fetchone()
+    count, tokens = (0, 0) if row is None else (int(row[0]), int(row[1]))
+    oldest = db.execute(
+        "SELECT MIN(ts) FROM rate_entries WHERE limiter = ?", (limiter,)
+    ).fetchone()[0]
     reset = 0 if oldest is None else max(1, int(oldest) + WINDOW_MS - now)
-    return WindowState(limiter=limiter, requests=int(count), tokens=int(tokens), reset_ms=reset)
+    return WindowState(limiter=limiter, requests=count, tokens=tokens, reset_ms=reset)
+
+
+def _add_entry(db: sqlite3.Connection, limiter: str, member: str, now: int, tokens: int) -> None:
+    added = db.execute(
+        "INSERT OR IGNORE INTO rate_entries (limiter, member, ts, tokens) VALUES (?, ?, ?, ?)",
+        (limiter, member, now, tokens),
+    ).rowcount
+    if not added:
+        return  # the same reservation id twice: it already counts once
+    db.execute(
+        "INSERT INTO rate_windows (limiter, requests, tokens) VALUES (?, 1, ?) "
+        "ON CONFLICT(limiter) DO UPDATE SET requests = requests + 1, "
+        "tokens = tokens + excluded.tokens",
+        (limiter, tokens),
+    )
+
+
+def _set_entry_tokens(
+    db: sqlite3.Connection, limiter: str, member: str, tokens: int, cutoff: int
+) -> None:
+    row = db.execute(
+        "SELECT tokens FROM rate_entries WHERE limiter = ? AND member = ? AND ts > ?",
+        (limiter, member, cutoff),
+    ).fetchone()
+    if row is None:
+        return  # already out of the window
+    db.execute(
+        "UPDATE rate_entries SET tokens = ? WHERE limiter = ? AND member = ?",
+        (tokens, limiter, member),
+    )
+    db.execute(
+        "UPDATE rate_windows SET tokens = tokens + ? WHERE limiter = ?",
+        (tokens - int(row[0]), limiter),
+    )
 
 
 def _reserve(db: sqlite3.Connection, reservation: Reservation, now: int) -> ReserveOutcome:
@@ -228,10 +281,7 @@ def _reserve(db: sqlite3.Connection, reservation: Reservation, now: int) -> Rese
         )
     granted_windows: list[WindowState] = []
     for hold, window in zip(reservation.limits, windows, strict=True):
-        db.execute(
-            "INSERT OR REPLACE INTO rate_entries (limiter, member, ts, tokens) VALUES (?, ?, ?, ?)",
-            (hold.limiter, reservation.id, now, hold.tokens),
-        )
+        _add_entry(db, hold.limiter, reservation.id, now, hold.tokens)
         granted_windows.append(
             WindowState(
                 limiter=hold.limiter,
@@ -303,9 +353,7 @@ def _commit(db: sqlite3.Connection, settlements: Sequence[Settlement], now: int)
             )
         if settlement.reservation_id is not None:
             for actual in settlement.tokens:
-                db.execute(
-                    "UPDATE rate_entries SET tokens = ? WHERE limiter = ? AND member = ? "
-                    "AND ts > ?",
-                    (actual.tokens, actual.limiter, settlement.reservation_id, now - WINDOW_MS),
+                _set_entry_tokens(
+                    db, actual.limiter, settlement.reservation_id, actual.tokens, now - WINDOW_MS
                 )
     return alerts
