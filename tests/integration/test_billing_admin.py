@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 
-from support.admin import new_workspace, ok, wait_for_requests, wait_until, ws_path
+from support.admin import (
+    new_workspace,
+    ok,
+    single_upstream_gateway,
+    wait_for_requests,
+    wait_until,
+    ws_path,
+)
 from support.checks import assert_error, chat_body
-from support.configs import single_upstream_config
 from support.gateway import GatewayProcess
 from support.upstream import Reply, UpstreamServer
 
@@ -23,16 +29,14 @@ def gw(
     provider_key_a: str,
     admin_key: str,
 ) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(
+    with single_upstream_gateway(
         tmp_path_factory.mktemp("gw-billing"),
-        config=single_upstream_config(upstream_a.base_url),
-        env={"UPSTREAM_A_KEY": provider_key_a},
-        admin_key=admin_key,
-        name="gw-billing",
-    )
-    with gateway:
+        upstream_a.base_url,
+        provider_key_a,
+        admin_key,
+        "gw-billing",
+    ) as gateway:
         yield gateway
-    assert "Traceback" not in gateway.log_text(), gateway.log_tail(80)
 
 
 def _billing(gw: GatewayProcess, key: str, ws: str) -> dict[str, Any]:

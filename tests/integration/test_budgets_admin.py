@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from support.admin import ok, wait_for_requests, wait_until, ws_path
+from support.admin import ok, single_upstream_gateway, wait_for_requests, wait_until, ws_path
 from support.checks import assert_error, chat_body
 from support.configs import single_upstream_config
 from support.gateway import GatewayProcess
@@ -23,16 +23,14 @@ def gw(
     provider_key_a: str,
     admin_key: str,
 ) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(
+    with single_upstream_gateway(
         tmp_path_factory.mktemp("gw-budgets"),
-        config=single_upstream_config(upstream_a.base_url),
-        env={"UPSTREAM_A_KEY": provider_key_a},
-        admin_key=admin_key,
-        name="gw-budgets",
-    )
-    with gateway:
+        upstream_a.base_url,
+        provider_key_a,
+        admin_key,
+        "gw-budgets",
+    ) as gateway:
         yield gateway
-    assert "Traceback" not in gateway.log_text(), gateway.log_tail(80)
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from support.admin import new_workspace, ok, wait_for_requests, ws_path
+from support.admin import new_workspace, ok, single_upstream_gateway, wait_for_requests, ws_path
 from support.checks import chat_body
-from support.configs import single_upstream_config
 from support.gateway import GATEWAY_CMD, GatewayProcess, scrubbed_env
 from support.upstream import UpstreamServer
 
@@ -30,16 +29,14 @@ def gw(
     provider_key_a: str,
     admin_key: str,
 ) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(
+    with single_upstream_gateway(
         tmp_path_factory.mktemp("gw-cli"),
-        config=single_upstream_config(upstream_a.base_url),
-        env={"UPSTREAM_A_KEY": provider_key_a},
-        admin_key=admin_key,
-        name="gw-cli",
-    )
-    with gateway:
+        upstream_a.base_url,
+        provider_key_a,
+        admin_key,
+        "gw-cli",
+    ) as gateway:
         yield gateway
-    assert "Traceback" not in gateway.log_text(), gateway.log_tail(80)
 
 
 def cli(

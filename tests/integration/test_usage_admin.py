@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from support.admin import new_workspace, ok, usage_report, wait_for_requests, ws_path
+from support.admin import (
+    new_workspace,
+    ok,
+    single_upstream_gateway,
+    usage_report,
+    wait_for_requests,
+    ws_path,
+)
 from support.checks import assert_error, chat_body
-from support.configs import single_upstream_config
 from support.gateway import GatewayProcess
 from support.upstream import Reply, Status, UpstreamServer
 
@@ -27,16 +33,14 @@ def gw(
     provider_key_a: str,
     admin_key: str,
 ) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(
+    with single_upstream_gateway(
         tmp_path_factory.mktemp("gw-usage-admin"),
-        config=single_upstream_config(upstream_a.base_url),
-        env={"UPSTREAM_A_KEY": provider_key_a},
-        admin_key=admin_key,
-        name="gw-usage-admin",
-    )
-    with gateway:
+        upstream_a.base_url,
+        provider_key_a,
+        admin_key,
+        "gw-usage-admin",
+    ) as gateway:
         yield gateway
-    assert "Traceback" not in gateway.log_text(), gateway.log_tail(80)
 
 
 class Traffic:

@@ -5,15 +5,37 @@ response, so a test waits until the count it expects shows up, then checks it ho
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from .configs import single_upstream_config
 from .gateway import GatewayProcess
 
 POLL_TIMEOUT_S = 8.0
 SETTLE_S = 0.3
+
+
+@contextlib.contextmanager
+def single_upstream_gateway(
+    data_dir: Path, upstream_base_url: str, provider_key: str, admin_key: str, name: str
+) -> Iterator[GatewayProcess]:
+    """A gateway in front of one upstream (``upstream-a``), for a test module; it must end
+    without a traceback in its logs."""
+    gateway = GatewayProcess(
+        data_dir,
+        config=single_upstream_config(upstream_base_url),
+        env={"UPSTREAM_A_KEY": provider_key},
+        admin_key=admin_key,
+        name=name,
+    )
+    with gateway:
+        yield gateway
+    assert "Traceback" not in gateway.log_text(), gateway.log_tail(80)
 
 
 def ws_path(workspace_id: str, suffix: str = "") -> str:

@@ -10,28 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Literal
 
 from gateway.auth import check_ip, extract_secret
 from gateway.context import Context
 from gateway.errors import InvalidRequest, PermissionDenied
+from gateway.governance.periods import period_start as budget_period_start
 from gateway.http import Request, Response, json_response
-from gateway.store.records import UsageRecord
+from gateway.store.records import BudgetPeriod, UsageRecord
 
 Period = Literal["day", "week", "month"]
 PERIODS: dict[str, Period] = {"day": "day", "week": "week", "month": "month"}
+_BUDGET_PERIODS: dict[Period, BudgetPeriod] = {"day": "daily", "week": "weekly", "month": "monthly"}
 _DIGITS = 10  # rounding of USD sums: hides float noise, keeps sub-micro-dollar precision
 
 
 def period_start(period: Period, now: datetime) -> datetime:
-    """00:00 UTC of today, of this week's Monday, or of the 1st of this month."""
-    midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "week":
-        return midnight - timedelta(days=midnight.weekday())
-    if period == "month":
-        return midnight.replace(day=1)
-    return midnight
+    """00:00 UTC of today, of this week's Monday, or of the 1st of this month: the same
+    boundaries as the budget of that period (``governance.periods``)."""
+    return budget_period_start(_BUDGET_PERIODS[period], now)
 
 
 def iso_utc(moment: datetime) -> str:
