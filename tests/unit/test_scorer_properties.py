@@ -772,3 +772,39 @@ def test_fallback_mode_keeps_model_order_when_auto_floor_is_dropped() -> None:
     assert [rows[r].model.id for r in expected.ranked] == ["m-a", "m-a", "m-b", "m-b"]
     decision = world.table().route(query)
     assert [d.model.id for d in decision.deployments()][:2] == ["m-a", "m-a"]
+
+
+def test_fallback_mode_scores_a_group_over_all_of_its_models() -> None:
+    """A model that an earlier group already lists is still part of a later group's viable
+    set (SPEC §3: features normalised within it), though it is listed only once: with
+    ``("m-a", "auto")`` the ``auto`` group normalises m-b against m-a too (found by
+    hypothesis: the product scored m-b 1.0, normalising over m-b alone)."""
+    provider = ProviderConfig(id="p1", format="openai", base_url="https://p1.example/v1")
+    offers = [
+        OfferConfig(
+            model=m,
+            provider="p1",
+            price=Price(input=0.0, output=0.0),
+            context_window=4096,
+            max_output=1024,
+            ttft_ms=80.0,
+            throughput_tps=tps,
+        )
+        for m, tps in (("m-a", 20.0), ("m-b", 1.0))
+    ]
+    models = [ModelConfig(id=m, quality={"chat": 0.2}) for m in ("m-a", "m-b", "m.c")]
+    world = World(Config(providers=[provider], models=models, offers=offers), {}, False)
+    table, reference = world.table(), world.reference()
+    for limit in (None, 1, 2):
+        query = RouteQuery(model=("m-a", "auto"), routing=RoutingOptions(mode="fallback"))
+        decision = table.route(query, limit=limit)
+        expected = reference.route(query)
+        assert [reference.rows[r].model.id for r in expected.ranked] == ["m-a", "m-b"]
+        assert expected.scores[1] < 1.0  # m-b is the slower of auto's two candidates
+        if limit is None:
+            assert_matches_reference(decision, expected)
+        assert decision.ranked_rows.tolist() == expected.ranked[:limit]
+        assert decision.scores.tolist() == pytest.approx(expected.scores[:limit], abs=TOL)
+        assert (decision.candidates_total, decision.candidates_viable) == (2, 2)
+        explained = table.route(query, explain=True)
+        assert explained.ranked_rows.tolist() == expected.ranked

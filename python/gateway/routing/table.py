@@ -43,7 +43,8 @@ class Template:
 
     requests: list[core.RouteRequest]  # one per model group, with the quality floor
     relaxed: list[core.RouteRequest] | None  # the same without ``auto``'s soft floor
-    group_masks: list[npt.NDArray[np.bool_]]  # models of each group
+    group_masks: list[npt.NDArray[np.bool_]]  # models each group lists (first place only)
+    overlap: bool  # some model is in two groups: it is scored in both, listed in the first
     strategy: str
     weights: tuple[float, float, float, float, float]
     warnings: list[str]
@@ -149,9 +150,14 @@ class RoutingTable:
     def _route_groups(
         self, template: Template, query: RouteQuery, explain: bool, limit: int | None
     ) -> Decision:
-        """``models`` in fallback mode (one pass per model, in order) and ``explain``."""
+        """``models`` in fallback mode (one pass per model, in order) and ``explain``.
+
+        Each group is filtered and scored over all of its models (SPEC §3: normalised within
+        that group's viable set), then lists only the rows whose model no earlier group holds,
+        so a deployment appears once, at its first place."""
         table = self.catalog.table
-        core_limit = None if template.byok else limit
+        # With overlapping groups some ranked rows are dropped, so rank each group in full.
+        core_limit = None if template.byok or template.overlap else limit
         results = [
             _route(table, request, query, limit=core_limit, explain=explain)
             for request in template.requests
@@ -163,8 +169,21 @@ class RoutingTable:
                 _route(table, request, query, limit=core_limit, explain=explain)
                 for request in template.relaxed
             ]
-        ranked = np.concatenate([r.ranked for r in results])
-        scores = np.concatenate([r.scores for r in results])
+        if template.overlap:
+            kept = [
+                mask[self._row_model[r.ranked]]
+                for mask, r in zip(template.group_masks, results, strict=True)
+            ]
+            ranked = np.concatenate([r.ranked[k] for r, k in zip(results, kept, strict=True)])
+            scores = np.concatenate([r.scores[k] for r, k in zip(results, kept, strict=True)])
+            viable = len(ranked)
+            listed = np.logical_or.reduce(template.group_masks)
+            total = int(np.count_nonzero(listed[self._row_model]))
+        else:
+            ranked = np.concatenate([r.ranked for r in results])
+            scores = np.concatenate([r.scores for r in results])
+            viable = sum(r.candidates_viable for r in results)
+            total = sum(r.candidates_total for r in results)
         if template.byok:  # twins share a model, so they never straddle two groups
             ranked, scores = self._byok_first(ranked, scores, limit)
         elif limit is not None:
@@ -184,8 +203,8 @@ class RoutingTable:
             template.warnings,
             ranked,
             scores,
-            sum(r.candidates_total for r in results),
-            sum(r.candidates_viable for r in results),
+            total,
+            viable,
             None if len(ranked) else first_empty.emptied_by,
             not len(ranked) and all(r.health_only for r in results),
             rejected_by,
@@ -229,7 +248,7 @@ class RoutingTable:
             )
         strategy, weights, cheapest = strategy_of(options)
         warnings = _warnings(options, query)
-        groups = self._model_groups(parsed, query, options.mode == "fallback")
+        groups, owned = self._model_groups(parsed, query, options.mode == "fallback")
         provider_mask = self._provider_mask(options, query, parsed)
         region_mask = self._region_mask(options)
         floor = DATA_POLICY_LEVELS[options.data_policy or "none"]
@@ -266,6 +285,7 @@ class RoutingTable:
         floor_value = options.quality_floor if soft_floor is None else soft_floor
         byok = bool(provider_mask[catalog.byok_offset :].any())
         masks = [_mask(models, g) for g in groups]
+        overlap = sum(len(g) for g in groups) != len(set().union(*groups))
         return Template(
             requests=[
                 core.RouteRequest(**settings, model_mask=m, quality_floor=floor_value)
@@ -276,7 +296,8 @@ class RoutingTable:
                 if soft_floor is not None
                 else None
             ),
-            group_masks=masks,
+            group_masks=[_mask(models, g) for g in owned] if overlap else masks,
+            overlap=overlap,
             strategy=strategy,
             weights=weights,
             warnings=warnings,
@@ -304,7 +325,9 @@ class RoutingTable:
 
     def _model_groups(
         self, parsed: list[ModelExpression], query: RouteQuery, fallback_mode: bool
-    ) -> list[set[int]]:
+    ) -> tuple[list[set[int]], list[set[int]]]:
+        """Each group's models, and the models each group lists: a model named twice is
+        listed once, at its first place (the same sets unless groups overlap)."""
         allowed = None
         if query.allowed_models is not None:
             allowed = {
@@ -325,13 +348,14 @@ class RoutingTable:
                     )
             groups.append(models & allowed if allowed is not None else models)
         if not fallback_mode:
-            return [set().union(*groups)]
+            pool = [set().union(*groups)]
+            return pool, pool
         seen: set[int] = set()
         disjoint = []
         for models in groups:  # a model listed twice is tried once, at its first place
             disjoint.append(models - seen)
             seen |= models
-        return disjoint
+        return groups, disjoint
 
     def _provider_mask(
         self, options: RoutingOptions, query: RouteQuery, parsed: list[ModelExpression]
