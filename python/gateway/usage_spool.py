@@ -45,7 +45,8 @@ def read_segment(path: Path) -> list[Settlement]:
     return out
 
 
-def _segments(directory: Path) -> list[Path]:
+def segments_of(directory: Path) -> list[Path]:
+    """A spool directory's segments, oldest first."""
     return sorted(directory.glob("seg-*"))
 
 
@@ -88,14 +89,14 @@ class Spool:
                 self._fd = self._open_segment()
                 self._size = 0
             current = self._sequence
-        return [p for p in _segments(self.directory) if int(p.name[4:]) < current]
+        return [p for p in segments_of(self.directory) if int(p.name[4:]) < current]
 
     def close(self) -> None:
         """Release the directory: remove it when empty, else leave it for recovery."""
         with self._mutex:
             os.close(self._fd)
             self._fd = -1
-        leftovers = [p for p in _segments(self.directory) if p.stat().st_size > 0]
+        leftovers = [p for p in segments_of(self.directory) if p.stat().st_size > 0]
         if not leftovers:
             shutil.rmtree(self.directory, ignore_errors=True)
         os.close(self._lock_fd)
@@ -119,7 +120,3 @@ def orphans(root: Path, own: Path) -> Iterator[tuple[Path, int]]:
             os.close(fd)  # its owner is alive
             continue
         yield directory, fd
-
-
-def segments_of(directory: Path) -> list[Path]:
-    return _segments(directory)

@@ -43,14 +43,12 @@ class UsageWriter:
         self._commit = commit
         self._on_alerts = on_alerts
         self._stop = threading.Event()
-        self._idle = threading.Event()
         self._failing = False
         self._next_scan = 0.0
         self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
         self._thread.start()
 
     def submit(self, settlement: Settlement) -> None:
-        self._idle.clear()
         self._spool.append(settlement)
 
     def _run(self) -> None:
@@ -76,7 +74,6 @@ class UsageWriter:
         if self._failing:
             log.info("usage commits resumed")
             self._failing = False
-        self._idle.set()
         return True
 
     def _commit_segment(self, segment: Path) -> None:
@@ -99,18 +96,6 @@ class UsageWriter:
                     log.info("recovered %d usage records from %s", count, directory.name)
             finally:
                 os.close(lock_fd)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything submitted so far is committed (tests and shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._idle.clear()
-            if self._idle.wait(max(0.0, deadline - time.monotonic())) and not self._pending():
-                return True
-        return False
-
-    def _pending(self) -> bool:
-        return any(p.stat().st_size for p in segments_of(self._spool.directory))
 
     def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
