@@ -77,7 +77,9 @@ class StoreAdmin:
             config = settings.load_config()
         except ConfigError as error:
             raise AdminError(str(error)) from None
-        store = open_store(settings.store_url(config), settings.data_dir)
+        store = open_store(
+            settings.store_url(config), settings.data_dir, config.defaults.store_pool
+        )
         hash_key = derive_hash_key(load_master_key(settings.data_dir))
         self.deps = LocalAdmin(store=store, hash_key=hash_key, config=config)
 

@@ -43,7 +43,7 @@ from gateway.errors import (
 )
 from gateway.http import JSON_TYPE, Request, Response, StreamResponse
 from gateway.settings import Settings
-from gateway.store.ledger import StoreUnavailable
+from gateway.store.ledger import StoreBusy, StoreUnavailable
 
 log = logging.getLogger("routegate")
 OUTAGE_LOG_INTERVAL_S = 5.0
@@ -91,6 +91,20 @@ PATTERNS: list[tuple[str, re.Pattern[str], Handler]] = [
 ROUTES.update(admin_routes.ROUTES)
 PATTERNS += admin_routes.PATTERNS
 KNOWN_PATHS = {path for _, path in ROUTES}
+ON_LOOP: frozenset[Handler] = frozenset(
+    {
+        chat.chat_completions,
+        messages.messages,
+        embeddings.embeddings,
+        models.list_models,
+        usage.get_usage,
+        health.health,
+        health.ready,
+    }
+)
+"""Handlers that never block the loop: their store reads are awaited off it. Every other one
+(the management API, whose store calls are synchronous throughout) runs on its own event loop
+in a worker thread (``_off_loop``), so a stalled store never stalls this loop."""
 
 
 def _match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
@@ -151,17 +165,25 @@ class App:
             body = await self._read_body(scope, receive)
             request = Request.from_scope(scope, body, request_id)
             request.path_params = params
-            result = await handler(self.ctx, request)
+            if handler in ON_LOOP:
+                result = await handler(self.ctx, request)
+            else:
+                result = await self._off_loop(handler, request)
         except GatewayError as error:
             await self._send_error(send, error, request_id)
             return
         except StoreUnavailable as error:  # fail closed (SPEC §6): refuse, say why, log it
-            log.warning(
-                "store unavailable on %s (request %s): %s", scope["path"], request_id, error
-            )
+            self._log_outage(request_id, error)
             unavailable = ServiceUnavailable("The gateway's store is unavailable; retry shortly.")
             unavailable.headers["retry-after"] = "1"
             await self._send_error(send, unavailable, request_id)
+            return
+        except StoreBusy:  # back-pressure, in either fail mode
+            busy = ServiceUnavailable(
+                "The gateway is waiting on its store (every connection is in use); retry shortly."
+            )
+            busy.headers["retry-after"] = "1"
+            await self._send_error(send, busy, request_id)
             return
         except Exception:
             log.exception(
@@ -184,6 +206,14 @@ class App:
                 }
             )
             await send({"type": "http.response.body", "body": result.body})
+
+    async def _off_loop(self, handler: Handler, request: Request) -> Response | StreamResponse:
+        """Run ``handler`` to completion on a fresh event loop in a management thread."""
+
+        async def run() -> Response | StreamResponse:
+            return await handler(self.ctx, request)
+
+        return await self.ctx.admin_offload(lambda: asyncio.run(run()))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:

@@ -12,20 +12,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 
 from gateway.errors import AuthenticationFailed, PermissionDenied
 from gateway.ip_allowlist import allowed
-from gateway.store.ledger import StoreUnavailable
+from gateway.read_through import Offload, ReadThroughCache
 from gateway.store.records import ApiKey, KeyMode, Scope
 
 LIVE_PREFIX = "rg_live_"
 TEST_PREFIX = "rg_test_"
 CACHE_TTL_S = 0.5
-_NEGATIVE_TTL_S = 0.5
 
 
 def derive_hash_key(master_key: bytes) -> bytes:
@@ -95,7 +93,9 @@ def extract_secret(headers: Mapping[str, str]) -> str:
 
 
 class KeyResolver:
-    """Secret → stored key record, through a per-process cache with a short TTL."""
+    """Secret → stored key record, through a per-process cache with a short TTL (unknown
+    secrets are cached too, so guessing costs no store read per guess). ``aresolve`` is the
+    event loop's: a miss is read off the loop (``read_through``)."""
 
     def __init__(
         self,
@@ -103,34 +103,26 @@ class KeyResolver:
         lookup: Callable[[str], ApiKey | None],
         *,
         stale_ok: bool = False,
+        offload: Offload[ApiKey | None] | None = None,
     ) -> None:
         self._hash_key = hash_key
-        self._lookup = lookup
-        self._stale_ok = stale_ok
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._records: ReadThroughCache[str, ApiKey | None] = ReadThroughCache(
+            lookup, stale_ok=stale_ok, ttl_s=CACHE_TTL_S, offload=offload
+        )
 
     def resolve(self, secret: str) -> ApiKey:
-        key_hash = hash_secret(self._hash_key, secret)
-        now = time.monotonic()
-        cached = self._cache.get(key_hash)
-        if cached is not None and cached[0] > now:
-            record = cached[1]
-        else:
-            try:
-                record = self._lookup(key_hash)
-            except StoreUnavailable:
-                if not (self._stale_ok and cached is not None):
-                    raise
-                record = cached[1]  # fail-open: the last answer the store gave
-            ttl = CACHE_TTL_S if record is not None else _NEGATIVE_TTL_S
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[key_hash] = (now + ttl, record)
-        if record is None or record.status != "active":
-            raise AuthenticationFailed("Invalid API key.")
-        if record.expires_at is not None and record.expires_at <= utc_now():
-            raise AuthenticationFailed("API key has expired.")
-        return record
+        return _usable(self._records.get(hash_secret(self._hash_key, secret)))
+
+    async def aresolve(self, secret: str) -> ApiKey:
+        return _usable(await self._records.aget(hash_secret(self._hash_key, secret)))
+
+
+def _usable(record: ApiKey | None) -> ApiKey:
+    if record is None or record.status != "active":
+        raise AuthenticationFailed("Invalid API key.")
+    if record.expires_at is not None and record.expires_at <= utc_now():
+        raise AuthenticationFailed("API key has expired.")
+    return record
 
 
 def require_scope(key: ApiKey, scope: Scope) -> None:

@@ -19,22 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from gateway.byok_crypto import ByokCipher, DecryptError
+from gateway.read_through import Offload, ReadThroughCache
 from gateway.store import Store
-from gateway.store.ledger import StoreUnavailable
 from gateway.store.records import ProviderKey
 
 CACHE_TTL_S = 1.0
-_MAX_ENTRIES = 100_000
 log = logging.getLogger("routegate.byok")
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    expires: float
-    secrets: Mapping[str, str]  # provider id → decrypted key
+_MAX_REPORTED = 100_000
 
 
 def serving_order(keys: list[ProviderKey]) -> list[ProviderKey]:
@@ -44,7 +37,10 @@ def serving_order(keys: list[ProviderKey]) -> list[ProviderKey]:
 
 
 class ByokKeyring:
-    """workspace id → {provider id → decrypted key}, read through from the store."""
+    """workspace id → {provider id → decrypted key}, read through from the store.
+
+    The hot path awaits ``refresh`` once per request (a miss is read off the event loop);
+    ``providers`` and ``secret`` then read the entry it left."""
 
     def __init__(
         self,
@@ -54,13 +50,14 @@ class ByokKeyring:
         clock: Callable[[], float] = time.monotonic,
         *,
         stale_ok: bool = False,
+        offload: Offload[Mapping[str, str]] | None = None,
     ) -> None:
         self._store = store
-        self._stale_ok = stale_ok
         self._cipher = cipher
-        self._ttl = ttl_s
         self._clock = clock
-        self._cache: dict[str, _Entry] = {}
+        self._keys: ReadThroughCache[str, Mapping[str, str]] = ReadThroughCache(
+            self._load, fallback={}, stale_ok=stale_ok, ttl_s=ttl_s, clock=clock, offload=offload
+        )
         self._cooling: dict[tuple[str, str], float] = {}
         self._reported: set[str] = set()
 
@@ -69,9 +66,13 @@ class ByokKeyring:
         """The cipher the workspace keys are sealed with (the management API writes them)."""
         return self._cipher
 
+    async def refresh(self, workspace_id: str) -> None:
+        """Make sure the workspace's keys are at most the TTL old, reading off the loop."""
+        await self._keys.aget(workspace_id)
+
     def providers(self, workspace_id: str) -> frozenset[str]:
         """Providers the workspace has a usable key for now (none cooling after a 429)."""
-        secrets = self._entry(workspace_id).secrets
+        secrets = self._keys.get(workspace_id)
         if not self._cooling:
             return frozenset(secrets)
         now = self._clock()
@@ -87,8 +88,10 @@ class ByokKeyring:
         }
 
     def secret(self, workspace_id: str, provider: str) -> str | None:
-        """The key to call ``provider`` with for this workspace; None when it has none."""
-        return self._entry(workspace_id).secrets.get(provider)
+        """The key to call ``provider`` with for this workspace; None when it has none. Read
+        from the entry ``refresh`` left (a request's attempts all use the keys it was routed
+        with)."""
+        return self._keys.last(workspace_id).get(provider)
 
     def cool(self, workspace_id: str, provider: str, seconds: float) -> None:
         """The provider rate-limited this workspace's key: leave it out for ``seconds``."""
@@ -98,25 +101,8 @@ class ByokKeyring:
 
     def invalidate(self, workspace_id: str) -> None:
         """Forget the workspace here (after a write), so this process reads it fresh."""
-        self._cache.pop(workspace_id, None)
+        self._keys.invalidate(workspace_id)
         self._cooling = {k: v for k, v in self._cooling.items() if k[0] != workspace_id}
-
-    def _entry(self, workspace_id: str) -> _Entry:
-        now = self._clock()
-        entry = self._cache.get(workspace_id)
-        if entry is not None and entry.expires > now:
-            return entry
-        try:
-            loaded = self._load(workspace_id)
-        except StoreUnavailable:
-            if not self._stale_ok:
-                raise
-            return entry if entry is not None else _Entry(now, {})  # fail-open: last known
-        entry = _Entry(now + self._ttl, loaded)
-        if len(self._cache) > _MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[workspace_id] = entry
-        return entry
 
     def _load(self, workspace_id: str) -> dict[str, str]:
         by_provider: dict[str, list[ProviderKey]] = {}
@@ -136,7 +122,7 @@ class ByokKeyring:
         """One warning per key and process: the key id and why, never any key material."""
         if key.id in self._reported:
             return
-        if len(self._reported) > _MAX_ENTRIES:
+        if len(self._reported) > _MAX_REPORTED:
             self._reported.clear()
         self._reported.add(key.id)
         log.warning(

@@ -108,7 +108,7 @@ def serve(args: argparse.Namespace) -> int:
     config = _load_or_report(settings.load_config)
     if config is None:
         return 1
-    store = open_store(settings.store_url(config), settings.data_dir)
+    store = open_store(settings.store_url(config), settings.data_dir, config.defaults.store_pool)
     try:
         check_master_key(store, _hash_key(settings))
         lines = bootstrap(store, settings)

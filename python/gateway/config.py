@@ -165,6 +165,15 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     cooldown_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # open → one probe after this
 
 
+class StorePool(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Connections from one gateway process to a shared store (Redis). A request that finds
+    every connection in use waits for one (back-pressure), at most ``wait_timeout_s``, and is
+    then answered 503 with ``Retry-After``, in either ``store_unavailable`` mode."""
+
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
+    wait_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+
+
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit,
     and what to do when the store is unreachable (``closed``: 503; ``open``: serve ungoverned,
@@ -175,6 +184,7 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 * 1024 * 1024
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     store_unavailable: Literal["closed", "open"] = "closed"
+    store_pool: StorePool = msgspec.field(default_factory=StorePool)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -19,8 +19,10 @@ from gateway.governance.rules import RulesCache
 from gateway.health import HealthTracker
 from gateway.health_sync import HealthSync
 from gateway.http import Request
+from gateway.offloop import OffLoop
 from gateway.providers import ProviderPool
 from gateway.routing import Router, RoutingTable
+from gateway.routing.planner import PromptFacts, RoutePlan
 from gateway.routing_options import DataPolicy, RoutingOptions
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
@@ -29,6 +31,8 @@ from gateway.usage_writer import UsageWriter
 from gateway.workspace_routing import WorkspaceRouting, WorkspaceRoutingCache
 
 SUPPORTED_FORMATS = frozenset({"openai", "anthropic", "gemini", "mock"})
+STORE_READ_THREADS = 16
+ADMIN_THREADS = 4
 _UNSET = RoutingOptions()
 
 
@@ -52,6 +56,10 @@ class Context:
     health_sync: HealthSync
     admitter: Admitter
     byok: ByokKeyring
+    offload: OffLoop
+    """Store reads of the hot path's cache misses, off the event loop."""
+    admin_offload: OffLoop
+    """Management API handlers (synchronous store calls throughout), off the event loop."""
 
     @classmethod
     def build(cls, settings: Settings) -> Context:
@@ -60,13 +68,16 @@ class Context:
         for index, provider in enumerate(catalog.providers):
             if provider.format not in SUPPORTED_FORMATS:
                 catalog.usable_providers[index] = False
-        store = open_store(settings.store_url(config), settings.data_dir)
+        store = open_store(
+            settings.store_url(config), settings.data_dir, config.defaults.store_pool
+        )
         master_key = load_master_key(settings.data_dir)
         hash_key = derive_hash_key(master_key)
         fail_open = config.defaults.store_unavailable == "open"
         pool = ProviderPool(catalog)
         health = HealthTracker(catalog, config.defaults.health)
-        byok = ByokKeyring(store, ByokCipher(master_key), stale_ok=fail_open)
+        offload = OffLoop(workers=STORE_READ_THREADS, name="routegate-store")
+        byok = ByokKeyring(store, ByokCipher(master_key), stale_ok=fail_open, offload=offload)
         baseline = catalog.models[catalog.model_index[config.defaults.baseline_model.lower()]]
         first_party = next(
             (
@@ -82,7 +93,7 @@ class Context:
             catalog=catalog,
             router=Router(RoutingTable(catalog), health, byok),
             store=store,
-            keys=KeyResolver(hash_key, store.get_key_by_hash, stale_ok=fail_open),
+            keys=KeyResolver(hash_key, store.get_key_by_hash, stale_ok=fail_open, offload=offload),
             pool=pool,
             dispatcher=Dispatcher(pool, health, byok),
             health=health,
@@ -92,28 +103,43 @@ class Context:
             hash_key=hash_key,
             baseline_model=baseline.id,
             baseline_price=first_party,
-            workspace_routing=WorkspaceRoutingCache(store, stale_ok=fail_open),
-            rules=RulesCache(store, stale_ok=fail_open),
+            workspace_routing=WorkspaceRoutingCache(store, stale_ok=fail_open, offload=offload),
+            rules=RulesCache(store, stale_ok=fail_open, offload=offload),
             health_sync=HealthSync(store, health, catalog),
             admitter=Admitter(store, fail_open=fail_open),
             byok=byok,
+            offload=offload,
+            admin_offload=OffLoop(workers=ADMIN_THREADS, name="routegate-admin"),
         )
 
-    def authenticate(self, request: Request, scope: Scope) -> ApiKey:
+    async def authenticate(self, request: Request, scope: Scope) -> ApiKey:
         """The caller's key, if it may be used from the request's address (SPEC §7 IP
         allow-list, 403 ``ip_not_allowed``) and carries ``scope``."""
+        key = await self.keys.aresolve(extract_secret(request.headers))
+        check_ip(key, request.client_ip)
+        require_scope(key, scope)
+        return key
+
+    def authenticate_blocking(self, request: Request, scope: Scope) -> ApiKey:
+        """``authenticate`` for the management handlers' helpers, which run off the event loop
+        (``app.ON_LOOP``): a cache miss reads the store in this thread."""
         key = self.keys.resolve(extract_secret(request.headers))
         check_ip(key, request.client_ip)
         require_scope(key, scope)
         return key
 
-    def routing_layers(
+    async def routing_layers(
         self, key: ApiKey, policy_header: str | None
     ) -> list[tuple[str | None, RoutingOptions]]:
         """SPEC §2 precedence below the model expression, lowest first: config
         ``defaults.routing`` → the key's workspace routing defaults → the key's default policy
         → ``X-Routing-Policy``. Workspace settings come from a per-process cache (≤ 1 s old)."""
-        workspace = self.workspace_routing.get(key.workspace_id)
+        workspace = await self.workspace_routing.aget(key.workspace_id)
+        return self._layers(workspace, key, policy_header)
+
+    def _layers(
+        self, workspace: WorkspaceRouting, key: ApiKey, policy_header: str | None
+    ) -> list[tuple[str | None, RoutingOptions]]:
         layers: list[tuple[str | None, RoutingOptions]] = [(None, self.config.defaults.routing)]
         if workspace.defaults != _UNSET:
             layers.append((None, workspace.defaults))
@@ -133,14 +159,42 @@ class Context:
             layers.append((policy_header, named))
         return layers
 
-    def policy(self, workspace_id: str, name: str) -> RoutingOptions | None:
-        """The named policy as the workspace sees it: its own first, then the config's."""
-        return self._named(self.workspace_routing.get(workspace_id), name)
-
-    def data_policy_floor(self, workspace_id: str) -> DataPolicy | None:
+    async def data_policy_floor(self, workspace_id: str) -> DataPolicy | None:
         """The workspace default's ``data_policy``: a floor the request may only tighten
         (SPEC §2, "the stricter of request and workspace wins"); None when unset."""
-        return self.workspace_routing.get(workspace_id).defaults.data_policy
+        return (await self.workspace_routing.aget(workspace_id)).defaults.data_policy
+
+    async def byok_providers(self, key: ApiKey) -> frozenset[str]:
+        """Providers the key's workspace holds a usable key of its own for, read fresh."""
+        if key.mode == "live":
+            await self.byok.refresh(key.workspace_id)
+        return self.router.byok_providers(key)
+
+    async def plan(
+        self,
+        request: Request,
+        key: ApiKey,
+        *,
+        expressions: list[str],
+        analysis: PromptFacts,
+        request_options: RoutingOptions | None,
+        started: float,
+    ) -> RoutePlan:
+        """The routing plan of one inference request: every per-workspace setting it needs is
+        read (off the event loop on a cache miss), then the router decides in one call."""
+        workspace = await self.workspace_routing.aget(key.workspace_id)
+        layers = self._layers(workspace, key, request.headers.get("x-routing-policy"))
+        if key.mode == "live":
+            await self.byok.refresh(key.workspace_id)
+        return self.router.plan(
+            expressions=expressions,
+            analysis=analysis,
+            key=key,
+            layers=layers,
+            request_options=request_options,
+            data_policy_floor=workspace.defaults.data_policy,
+            started=started,
+        )
 
     def _named(self, workspace: WorkspaceRouting, name: str) -> RoutingOptions | None:
         own = workspace.policies.get(name)
@@ -149,4 +203,6 @@ class Context:
     async def aclose(self) -> None:
         await self.pool.aclose()
         self.usage.close()
+        self.offload.close()
+        self.admin_offload.close()
         self.store.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.read_through import CACHE_TTL_S, ReadThroughCache
+from gateway.read_through import CACHE_TTL_S, Offload, ReadThroughCache
 from gateway.routing_options import RoutingOptions
 from gateway.store import Store
 
@@ -27,14 +27,21 @@ class WorkspaceRouting:
 _NOTHING = WorkspaceRouting(defaults=RoutingOptions(), policies={})
 
 
-class WorkspaceRoutingCache(ReadThroughCache[WorkspaceRouting]):
+class WorkspaceRoutingCache(ReadThroughCache[str, WorkspaceRouting]):
     """workspace id → ``WorkspaceRouting``, read through from the store with a short TTL."""
 
-    def __init__(self, store: Store, ttl_s: float = CACHE_TTL_S, *, stale_ok: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl_s: float = CACHE_TTL_S,
+        *,
+        stale_ok: bool = False,
+        offload: Offload[WorkspaceRouting] | None = None,
+    ) -> None:
         def load(workspace_id: str) -> WorkspaceRouting:
             return WorkspaceRouting(
                 defaults=store.get_routing_defaults(workspace_id),
                 policies=store.list_policies(workspace_id),
             )
 
-        super().__init__(load, fallback=_NOTHING, stale_ok=stale_ok, ttl_s=ttl_s)
+        super().__init__(load, fallback=_NOTHING, stale_ok=stale_ok, ttl_s=ttl_s, offload=offload)

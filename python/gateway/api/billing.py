@@ -66,13 +66,13 @@ def credit_amount(data: Mapping[str, object]) -> int:
 
 
 async def get_billing(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request, "admin")
+    caller = await ctx.authenticate(request, "admin")
     workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
     return json_response(billing_view(ctx.store.get_billing(workspace.id)))
 
 
 async def add_credits(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request, "admin")
+    caller = await ctx.authenticate(request, "admin")
     workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
     amount = credit_amount(decode_object(request.body))
     billing = ctx.store.add_credits(workspace.id, amount)

@@ -162,7 +162,7 @@ class PayloadBuilder:
 
 
 async def chat_completions(ctx: Context, request: Request) -> Response | StreamResponse:
-    key = ctx.authenticate(request, "inference")
+    key = await ctx.authenticate(request, "inference")
     data = decode_object(request.body)
     outcome = new_outcome(ctx, key, request, data)
     result = await run_guarded(outcome, run_chat(ctx, request, data, outcome, body=request.body))
@@ -216,13 +216,12 @@ async def run_chat(
     except ValueError as exc:
         raise InvalidRequest(f"Request body could not be analysed: {exc}") from None
     expressions = chat.models or [chat.model or "auto"]
-    plan = outcome.plan = ctx.router.plan(
+    plan = outcome.plan = await ctx.plan(
+        request,
+        outcome.key,
         expressions=expressions,
         analysis=analysis,
-        key=outcome.key,
-        layers=ctx.routing_layers(outcome.key, request.headers.get("x-routing-policy")),
         request_options=chat.routing,
-        data_policy_floor=ctx.data_policy_floor(outcome.key.workspace_id),
         started=begin,
     )
     await admit(

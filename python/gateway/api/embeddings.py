@@ -79,7 +79,7 @@ def _count(item: str | list[int]) -> int:
 
 
 async def embeddings(ctx: Context, request: Request) -> Response:
-    key = ctx.authenticate(request, "inference")
+    key = await ctx.authenticate(request, "inference")
     data = decode_object(request.body)
     outcome = new_outcome(ctx, key, request, data)
     answer = await run_guarded(outcome, _serve(ctx, request, data, outcome))
@@ -96,13 +96,12 @@ async def _serve(
         raise InvalidRequest("Send either 'model' or 'models', not both.", param="models")
     items = input_items(body.input)
     counts = [_count(item) for item in items]
-    plan = outcome.plan = ctx.router.plan(
+    plan = outcome.plan = await ctx.plan(
+        request,
+        outcome.key,
         expressions=body.models or [body.model or "auto"],
         analysis=EmbeddingFacts(prompt_tokens=max(counts)),
-        key=outcome.key,
-        layers=ctx.routing_layers(outcome.key, request.headers.get("x-routing-policy")),
         request_options=body.routing,
-        data_policy_floor=ctx.data_policy_floor(outcome.key.workspace_id),
         started=begin,
     )
     await admit(outcome, prompt_tokens=sum(counts), max_output=None)

@@ -12,7 +12,7 @@ async def health(ctx: Context, request: Request) -> Response:
 
 
 async def ready(ctx: Context, request: Request) -> Response:
-    if not ctx.store.ping():
+    if not await ctx.offload(ctx.store.ping):
         raise ServiceUnavailable("The store is not reachable.")
     return json_response(
         {

@@ -87,12 +87,12 @@ def managed_workspace(ctx: Context, caller: ApiKey, workspace_id: str) -> Worksp
 
 def admin_workspace(ctx: Context, request: Request) -> Workspace:
     """Authenticate an admin key and return the workspace the path names, if it may."""
-    caller = ctx.authenticate(request, "admin")
+    caller = ctx.authenticate_blocking(request, "admin")
     return managed_workspace(ctx, caller, request.path_params["workspace_id"])
 
 
 async def list_workspaces(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request, "admin")
+    caller = await ctx.authenticate(request, "admin")
     workspaces = [
         w for w in ctx.store.list_workspaces() if caller.gateway_wide or w.id == caller.workspace_id
     ]
@@ -172,7 +172,7 @@ async def list_keys(ctx: Context, request: Request) -> Response:
 
 def managed_key(ctx: Context, request: Request) -> tuple[ApiKey, ApiKey]:
     """The caller and the key the path names, in a workspace the caller manages (else 404)."""
-    caller = ctx.authenticate(request, "admin")
+    caller = ctx.authenticate_blocking(request, "admin")
     workspace = managed_workspace(ctx, caller, request.path_params["workspace_id"])
     return caller, key_in(ctx, workspace.id, request.path_params["key_id"])
 

@@ -57,7 +57,7 @@ async def messages(ctx: Context, request: Request) -> Response | StreamResponse:
 
 
 async def _messages(ctx: Context, request: Request) -> Response | StreamResponse:
-    key = ctx.authenticate(request, "inference")
+    key = await ctx.authenticate(request, "inference")
     data = decode_object(request.body)
     outcome = new_outcome(ctx, key, request, data)
     result = await run_guarded(outcome, _run(ctx, request, data, outcome))

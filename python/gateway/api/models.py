@@ -17,7 +17,7 @@ _CREATED = 1_700_000_000  # catalog models carry no dates; a fixed value keeps a
 
 
 async def list_models(ctx: Context, request: Request) -> Response:
-    key = ctx.authenticate(request, "inference")
+    key = await ctx.authenticate(request, "inference")
     catalog = ctx.catalog
     allowed = None if key.allowed_models is None else {m.lower() for m in key.allowed_models}
     names = tuple(
@@ -30,15 +30,15 @@ async def list_models(ctx: Context, request: Request) -> Response:
     served: dict[str, set[str]] = {}
     if names:
         defaults = RoutingOptions()
-        for _, layer in ctx.routing_layers(key, request.headers.get("x-routing-policy")):
+        for _, layer in await ctx.routing_layers(key, request.headers.get("x-routing-policy")):
             defaults = merge(defaults, layer)
         decision = ctx.router.table.route(
             RouteQuery(
                 model=names,
                 defaults=defaults,
                 key_mode=key.mode,
-                data_policy_floor=ctx.data_policy_floor(key.workspace_id),
-                byok_providers=ctx.router.byok_providers(key),
+                data_policy_floor=await ctx.data_policy_floor(key.workspace_id),
+                byok_providers=await ctx.byok_providers(key),
             )
         )
         for deployment in decision.deployments():

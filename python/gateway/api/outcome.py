@@ -192,7 +192,7 @@ async def admit(outcome: Outcome, *, prompt_tokens: int, max_output: int | None)
     assert plan is not None
     outcome.admission = await ctx.admitter.admit(
         key=outcome.key,
-        rules=ctx.rules.get(outcome.key.workspace_id),
+        rules=await ctx.rules.aget(outcome.key.workspace_id),
         request_id=outcome.request_id,
         deployments=plan.deployments,
         prompt_tokens=prompt_tokens,

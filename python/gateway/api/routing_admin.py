@@ -35,7 +35,7 @@ _PROVIDER_FIELDS = ("providers", "exclude_providers")
 
 
 def _workspace(ctx: Context, request: Request) -> Workspace:
-    caller = ctx.authenticate(request, "admin")
+    caller = ctx.authenticate_blocking(request, "admin")
     return managed_workspace(ctx, caller, request.path_params["workspace_id"])
 
 

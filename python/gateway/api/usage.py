@@ -8,7 +8,6 @@ only the requests that reached a deployment (a request refused before routing ha
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Literal
@@ -98,11 +97,11 @@ def _period(request: Request) -> Period:
 
 async def get_usage(ctx: Context, request: Request) -> Response:
     """Any key that may call or read the gateway sees its own workspace's usage."""
-    key = ctx.keys.resolve(extract_secret(request.headers))
+    key = await ctx.keys.aresolve(extract_secret(request.headers))
     check_ip(key, request.client_ip)
     if "inference" not in key.scopes and "read" not in key.scopes:
         raise PermissionDenied("This API key lacks the 'inference' or 'read' scope.")
     period = _period(request)
     since = iso_utc(period_start(period, datetime.now(timezone.utc)))
-    records = await asyncio.to_thread(ctx.store.list_usage, key.workspace_id, since)
+    records = await ctx.offload(lambda: ctx.store.list_usage(key.workspace_id, since))
     return json_response(summarize(records, period, since))

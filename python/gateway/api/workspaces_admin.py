@@ -93,7 +93,7 @@ def create_workspace_record(store: Store, data: dict[str, object]) -> Workspace:
 
 
 async def create_workspace(ctx: Context, request: Request) -> Response:
-    caller = ctx.authenticate(request, "admin")
+    caller = await ctx.authenticate(request, "admin")
     if not caller.gateway_wide:
         raise PermissionDenied("Only the gateway-wide admin key may create workspaces.")
     workspace = create_workspace_record(ctx.store, decode_object(request.body))

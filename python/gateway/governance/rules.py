@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.read_through import CACHE_TTL_S, ReadThroughCache
+from gateway.read_through import CACHE_TTL_S, Offload, ReadThroughCache
 from gateway.store import Store
 from gateway.store.records import BillingTier, Budget, Workspace
 
@@ -36,11 +36,18 @@ class Rules:
 NO_RULES = Rules(workspace=None, budgets=(), tier="postpaid")
 
 
-class RulesCache(ReadThroughCache[Rules]):
+class RulesCache(ReadThroughCache[str, Rules]):
     """workspace id → ``Rules``. With ``stale_ok`` (fail-open) an unreachable store serves the
     last rules seen (or none) instead of raising ``StoreUnavailable``."""
 
-    def __init__(self, store: Store, *, stale_ok: bool, ttl_s: float = CACHE_TTL_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        stale_ok: bool,
+        ttl_s: float = CACHE_TTL_S,
+        offload: Offload[Rules] | None = None,
+    ) -> None:
         def load(workspace_id: str) -> Rules:
             return Rules(
                 workspace=store.get_workspace(workspace_id),
@@ -48,4 +55,4 @@ class RulesCache(ReadThroughCache[Rules]):
                 tier=store.get_billing(workspace_id).tier,
             )
 
-        super().__init__(load, fallback=NO_RULES, stale_ok=stale_ok, ttl_s=ttl_s)
+        super().__init__(load, fallback=NO_RULES, stale_ok=stale_ok, ttl_s=ttl_s, offload=offload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.config import StorePool
 from gateway.store.base import Store
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
@@ -11,9 +12,10 @@ from gateway.store.sqlite import SqliteStore
 __all__ = ["RedisStore", "SqliteStore", "Store", "open_store"]
 
 
-def open_store(url: str, data_dir: Path) -> Store:
+def open_store(url: str, data_dir: Path, pool: StorePool | None = None) -> Store:
     """Open the store a ``store:`` URL names: ``sqlite:///path`` (relative to ``data_dir``),
-    or ``redis://`` / ``rediss://`` (``[user:password@]host[:port][/db]``)."""
+    or ``redis://`` / ``rediss://`` (``[user:password@]host[:port][/db]``), with ``pool``'s
+    connection bounds (``defaults.store_pool``)."""
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://").removeprefix("/") or "routegate.db"
         if url.startswith("sqlite:////"):
@@ -21,7 +23,10 @@ def open_store(url: str, data_dir: Path) -> Store:
         resolved = Path(path) if Path(path).is_absolute() else data_dir / path
         return SqliteStore(resolved)
     if url.startswith(("redis://", "rediss://")):
-        return RedisStore(url)
+        pool = pool or StorePool()
+        return RedisStore(
+            url, max_connections=pool.max_connections, wait_timeout_s=pool.wait_timeout_s
+        )
     raise ValueError(
         f"unsupported store URL scheme {url.split('://', maxsplit=1)[0]!r}: "
         "use sqlite://, redis:// or rediss://"

@@ -44,7 +44,19 @@ MICRO = 1_000_000
 
 
 class StoreUnavailable(Exception):
-    """The store cannot be reached; the gateway applies its configured fail mode."""
+    """The store cannot be reached (connection refused or lost, a timeout, a failover in
+    progress); the gateway applies its configured fail mode (``store_unavailable``)."""
+
+
+class StoreFault(Exception):
+    """The store answered, with an error that is no outage (a script or data error): a bug or
+    a misconfiguration, answered 500 and logged; it never applies the ``open`` fail mode."""
+
+
+class StoreBusy(Exception):
+    """Every connection to the store is in use and none came free within the configured wait:
+    back-pressure from this process, not an outage. Always a 503 with ``Retry-After``, whatever
+    the fail mode: ``open`` must never admit ungoverned traffic because the gateway is busy."""
 
 
 def to_micro(usd: float) -> int:

@@ -5,8 +5,17 @@ its configured fail mode quickly instead of hanging its requests. Commands are n
 by the client: a retry after a lost reply would apply a non-idempotent write twice (a credit
 top-up, a create). A restarted server is reconnected to anyway: the pool replaces a connection
 the server closed when it is next checked out, and one idle for longer than the health-check
-interval is PINGed first. Every Redis error reaches callers as ``StoreUnavailable`` whose text
-names the server by host and port only, never by the URL's credentials.
+interval is PINGed first.
+
+Connections are bounded per process (``defaults.store_pool``). On the asyncio side a request
+that finds all ``max_connections`` in use waits for one, up to ``wait_timeout_s``; only then is
+it refused, as ``StoreBusy``: a saturated pool is back-pressure, never an outage. The sync
+client is used from a bounded number of threads (``offloop``), which bounds its connections.
+
+Errors reach callers by what they mean (``classify``): a refused or lost connection, a timeout
+or a failover in progress is ``StoreUnavailable`` (the configured fail mode applies); anything
+else the server said (a script error, a wrong type) is ``StoreFault``, a 500 that never turns
+``open`` mode on. Their text names the server by host and port only, never the credentials.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -24,15 +33,50 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript, Script
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    ClusterError,
+    InvalidResponse,
+    MaxConnectionsError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
-from gateway.store.ledger import StoreUnavailable
+from gateway.store.ledger import StoreBusy, StoreFault, StoreUnavailable
 
 CONNECT_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 2.0
 HEALTH_CHECK_S = 2
+MAX_CONNECTIONS = 64
+WAIT_TIMEOUT_S = 5.0
+
+OUTAGE: tuple[type[Exception], ...] = (
+    RedisConnectionError,  # refused, reset, closed; also BusyLoadingError, AuthenticationError
+    RedisTimeoutError,
+    InvalidResponse,  # a connection cut mid-reply
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN: a failover in progress
+    TryAgainError,
+    ReadOnlyError,  # a demoted master during a failover
+    OutOfMemoryError,  # the server refuses every write
+    RedisClusterException,  # no node reachable for a slot
+)
+"""What makes the store *unavailable*: the only errors that apply ``store_unavailable``."""
+
+
+def classify(error: Exception, where: str, scrub: Callable[[str], str]) -> Exception:
+    """The store exception a Redis error stands for (see the module docstring)."""
+    detail = f"{type(error).__name__}: {scrub(str(error)) or 'no detail'}"
+    if isinstance(error, MaxConnectionsError):
+        return StoreBusy(f"redis store {where} has no free connection: {detail}")
+    if isinstance(error, OUTAGE):
+        return StoreUnavailable(f"redis store {where} unavailable: {detail}")
+    return StoreFault(f"redis store {where} refused a command: {detail}")
 
 
 def text(value: object) -> str:
@@ -47,6 +91,7 @@ def as_bytes(value: object) -> bytes:
 @dataclass
 class _LoopClient:
     client: redis.asyncio.Redis
+    slots: asyncio.Semaphore
     scripts: dict[str, AsyncScript] = field(default_factory=dict)
 
 
@@ -63,9 +108,17 @@ def describe(url: str) -> tuple[str, tuple[str, ...]]:
 class RedisBase:
     """Clients, scripts and error mapping shared by the store's mixins."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        wait_timeout_s: float = WAIT_TIMEOUT_S,
+    ) -> None:
         self._where, self._secrets = describe(url)
         self._url = url
+        self._max_connections = max_connections
+        self._wait_timeout_s = wait_timeout_s
         options: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "socket_timeout": READ_TIMEOUT_S,
@@ -92,19 +145,13 @@ class RedisBase:
             text = text.replace(secret, "***")
         return text
 
-    def unavailable(self, error: RedisError) -> StoreUnavailable:
-        detail = self._scrub(str(error)) or "no detail"
-        return StoreUnavailable(
-            f"redis store {self._where} unavailable: {type(error).__name__}: {detail}"
-        )
-
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        """Turn any Redis error into ``StoreUnavailable`` (its cause dropped: no URL leaks)."""
+        """Turn any Redis error into the store's own (its cause dropped: no URL leaks)."""
         try:
             yield
-        except RedisError as error:
-            raise self.unavailable(error) from None
+        except (RedisError, RedisClusterException) as error:
+            raise classify(error, self._where, self._scrub) from None
 
     def _script(self, name: str, source: str) -> Script:
         """Registered once: later calls are EVALSHA, loading the source again on NOSCRIPT."""
@@ -115,9 +162,9 @@ class RedisBase:
 
     # --- the asyncio clients ------------------------------------------------------------
 
-    def _async_script(self, name: str, source: str) -> AsyncScript:
-        """The running loop's script: asyncio connections belong to the loop that made them,
-        so each event loop (one per granian worker, usually) gets its own client."""
+    def _loop_client(self) -> _LoopClient:
+        """The running loop's client: asyncio connections belong to the loop that made them,
+        so each event loop (one per granian worker, usually) gets its own."""
         loop = asyncio.get_running_loop()
         entry = self._aclients.get(loop)
         if entry is None:
@@ -125,13 +172,34 @@ class RedisBase:
                 for gone in [other for other in self._aclients if other.is_closed()]:
                     del self._aclients[gone]
                 client = redis.asyncio.Redis.from_url(
-                    self._url, retry=AsyncRetry(NoBackoff(), 0), **self._options
+                    self._url,
+                    retry=AsyncRetry(NoBackoff(), 0),
+                    max_connections=self._max_connections,
+                    **self._options,
                 )
-                entry = self._aclients[loop] = _LoopClient(client=client)
-        script = entry.scripts.get(name)
-        if script is None:
-            script = entry.scripts[name] = entry.client.register_script(source)
-        return script
+                entry = _LoopClient(client=client, slots=asyncio.Semaphore(self._max_connections))
+                self._aclients[loop] = entry
+        return entry
+
+    async def _run_script(self, name: str, source: str, keys: list[str], args: list[str]) -> Any:
+        """One script call on the loop's client, after waiting (bounded) for a connection."""
+        entry = self._loop_client()
+        try:
+            await asyncio.wait_for(entry.slots.acquire(), self._wait_timeout_s)
+        except asyncio.TimeoutError:
+            raise StoreBusy(
+                f"redis store {self._where}: all {self._max_connections} connections of this "
+                f"process stayed busy for {self._wait_timeout_s:g} s "
+                "(defaults.store_pool.max_connections)"
+            ) from None
+        try:
+            script = entry.scripts.get(name)
+            if script is None:
+                script = entry.scripts[name] = entry.client.register_script(source)
+            with self._guard():
+                return await script(keys=keys, args=args)
+        finally:
+            entry.slots.release()
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -140,9 +140,7 @@ class RedisLedger(RedisBase):
 
     async def reserve(self, reservation: Reservation) -> ReserveOutcome:
         args = reserve_args(reservation)
-        with self._guard():
-            script = self._async_script("reserve", RESERVE)
-            raw = await script(keys=[args[0] + "resv"], args=args)
+        raw = await self._run_script("reserve", RESERVE, [args[0] + "resv"], args)
         return reserve_outcome(reservation, raw)
 
     def commit(self, settlements: Sequence[Settlement]) -> list[Alert]:
