@@ -8,7 +8,9 @@
 - with ``redis-server`` stopped (SIGSTOP) for seconds, ``/health``, which touches no store,
   still answers at once while requests that need the store wait for it: no store call blocks
   the event loop, on the hot path (new keys, new workspaces) or in the management API;
-- an outage of several seconds under load writes a handful of log lines, not one per request.
+- an outage of several seconds under load writes a handful of log lines, not one per request;
+- in ``open`` mode during a real outage every process goes on enforcing the budget alone, from
+  the spend it last read: the overshoot is bounded, and the counters are exact afterwards.
 
 Redis only: the embedded SQLite store is a local file, it has no connection pool to exhaust.
 """
@@ -21,11 +23,11 @@ import time
 import httpx
 import pytest
 
-from support.cluster import REQUEST_COST_MICRO, Load, fire, frozen_store, meter_body
+from support.cluster import REQUEST_COST_MICRO, Load, fire, frozen_store, meter_body, statuses
 from support.upstream import UpstreamServer
 
 from .conftest import ClusterFactory
-from .expect import assert_counts, assert_ledger, settle_rules
+from .expect import assert_counts, assert_ledger, assert_refusal, settle_rules
 
 
 @pytest.mark.timeout(180)
@@ -154,3 +156,47 @@ def test_an_outage_under_load_is_logged_once_not_per_request(
     assert during >= 50 and len(refused) >= 50, (during, len(refused))
     lines = [line for line in gateway.log_text().splitlines() if "unavailable" in line]
     assert 1 <= len(lines) <= 4, lines
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_open_mode_during_an_outage_admits_at_most_each_process_headroom(
+    clusters: ClusterFactory, meter: UpstreamServer
+) -> None:
+    """With the store down, each of three gateways governs alone from the rules it last read:
+    a $1.00 budget (threshold $0.90) admits at most 90 requests per process less what that
+    process last saw spent, never all of them; afterwards the store's counter is exact."""
+    server = clusters.redis()
+    cluster = clusters(
+        "redis",
+        meter,
+        count=3,
+        server=server,
+        defaults={"store_unavailable": "open"},
+        name="pressure-outage",
+    )
+    admin = cluster.admin
+    ws = admin.create_workspace("pressure-outage")
+    key = admin.create_key(ws, "burst")["key"]
+    budget = admin.create_budget(ws, scope_type="workspace", period="daily", limit_usd=1.0)
+    settle_rules()
+    primed = fire(cluster.targets, key, meter_body(), 9, concurrency=9)  # 3 per process
+    assert_counts(primed, {200: 9})
+
+    server.stop()
+    results = fire(cluster.targets, key, meter_body(), 450, concurrency=150, timeout=120)
+    server.start()
+
+    served = sum(1 for r in results if r.status == 200)
+    assert 3 * (90 - 9) <= served <= 3 * 90, statuses(results)
+    for result in results:
+        if result.status != 200:
+            assert_refusal(result, 402, "budget_exceeded")
+    assert_ledger(
+        cluster,
+        ws,
+        key,
+        [*primed, *results],
+        spent_micro=(9 + served) * REQUEST_COST_MICRO,
+        budget_id=budget["id"],
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import redis
 from redis.crc import key_slot
 
 from gateway.store import open_store
-from gateway.store.ledger import RateHold, StoreUnavailable, TokenActual
+from gateway.store.ledger import RateHold, StoreBusy, StoreFault, StoreUnavailable, TokenActual
 from gateway.store.redis import RedisStore
 from gateway.store.redis_keys import prefix
 from store.factories import (
@@ -242,3 +244,60 @@ def test_each_event_loop_gets_its_own_connections(clean_redis: RedisServer) -> N
         gc.collect()
     assert [o.granted for o in outcomes] == [True] * 5 + [False]
     assert [w for w in seen if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_busy_pool_waits_for_a_connection_then_says_busy_not_unavailable(
+    own_redis: RedisServer, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Back-pressure is not an outage: with every connection taken, a reservation waits up
+    to the pool's wait timeout for one (and is served when one comes free in time), and only
+    then fails, as ``StoreBusy``, which no fail mode treats as the store being down."""
+    store = RedisStore(own_redis.url, max_connections=2, wait_timeout_s=0.3)
+    ws = new_id("ws")
+
+    async def burst(count: int) -> list[bool]:
+        outcomes = await asyncio.gather(
+            *(store.reserve(reservation(ws, wallet=1)) for _ in range(count))
+        )
+        return [o.granted for o in outcomes]
+
+    try:
+        assert loop.run_until_complete(burst(50)) == [True] * 50  # 50 on 2 connections
+        assert own_redis.proc is not None
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)  # both connections now hang in a read
+        try:
+
+            async def stalled() -> list[BaseException | object]:
+                first = [asyncio.ensure_future(store.reserve(reservation(ws))) for _ in range(2)]
+                await asyncio.sleep(0.05)
+                waiting = await asyncio.gather(
+                    store.reserve(reservation(ws)), return_exceptions=True
+                )
+                return [*waiting, *(await asyncio.gather(*first, return_exceptions=True))]
+
+            errors = loop.run_until_complete(stalled())
+        finally:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+        assert isinstance(errors[0], StoreBusy), errors
+        assert "max_connections" in str(errors[0])
+        assert all(isinstance(e, StoreUnavailable) for e in errors[1:]), errors  # read timeouts
+    finally:
+        store.close()
+
+
+def test_an_error_the_server_answers_is_a_fault_not_an_outage(
+    clean_redis: RedisServer, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A command the server refuses (here: a counter of the wrong type) is ``StoreFault``:
+    the ``open`` fail mode must not admit ungoverned traffic because of a bug."""
+    store = RedisStore(clean_redis.url)
+    ws = new_id("ws")
+    try:
+        redis.Redis.from_url(clean_redis.url).set(prefix(ws) + "wallet", "not a hash")
+        with pytest.raises(StoreFault, match="WRONGTYPE") as caught:
+            loop.run_until_complete(store.reserve(reservation(ws, wallet=1)))
+        assert not isinstance(caught.value, StoreUnavailable)
+        with pytest.raises(StoreFault):
+            store.get_billing(ws)
+    finally:
+        store.close()

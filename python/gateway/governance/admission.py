@@ -25,6 +25,7 @@ from gateway.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from gateway.governance.outage import OutageLedger
 from gateway.governance.periods import HEADER_NAMES, counter_name
 from gateway.governance.rules import Rules
 from gateway.metering import Usage, cost_usd
@@ -125,6 +126,7 @@ class Admitter:
     def __init__(self, store: Store, *, fail_open: bool) -> None:
         self._store = store
         self._fail_open = fail_open
+        self._outage = OutageLedger()
         self._last_warning = 0.0
 
     async def admit(
@@ -190,22 +192,29 @@ class Admitter:
         try:
             outcome = await self._store.reserve(reservation)
         except StoreUnavailable as error:
-            return self._unavailable(admission, error)
+            outcome = self._unavailable(reservation, rules, error)
+        else:
+            admission.reservation_id = reservation.id
+            if self._outage.active:
+                self._outage.reset()
         admission.headers = _headers(admission.counters, reservation, outcome)
         if not outcome.granted:
+            admission.reservation_id = None
             raise _denial_error(admission, outcome)
-        admission.reservation_id = reservation.id
         return admission
 
-    def _unavailable(self, admission: Admission, error: StoreUnavailable) -> Admission:
-        """SPEC §6: fail closed (503) unless configured open; logged either way (throttled)."""
+    def _unavailable(
+        self, reservation: Reservation, rules: Rules, error: StoreUnavailable
+    ) -> ReserveOutcome:
+        """SPEC §6: fail closed (503), or open with this process's bounded allowance
+        (``governance.outage``); logged either way, at most once per 5 s."""
         now = time.monotonic()
         if now - self._last_warning > 5.0:
             self._last_warning = now
-            mode = "open: admitting ungoverned" if self._fail_open else "closed: refusing"
+            mode = "open: governing locally" if self._fail_open else "closed: refusing"
             log.warning("store unavailable for reservations (%s); failing %s", error, mode)
         if self._fail_open:
-            return admission
+            return self._outage.reserve(reservation, rules)
         raise ServiceUnavailable(
             "The gateway's store is unavailable; the request was not admitted.",
             code="service_unavailable",

@@ -1,0 +1,131 @@
+"""What the ``open`` fail mode admits while the store is unreachable: a bounded allowance.
+
+Failing open must not mean failing ungoverned. While reservations cannot reach the store, each
+gateway process decides them itself, by the ledger's own rules (``store/ledger.py``), against
+the last state of the store it read (the cached ``Rules``: each budget's settled spend and the
+wallet's free balance, read at most ``CACHE_TTL_S`` before the outage) plus everything it has
+admitted itself since the outage began. Rate limits are counted in a local window.
+
+So, per process, a budget admits at most its threshold less the spend it last read, a prepaid
+wallet at most its last free balance, and a rate limit at most its limit per window; with P
+gateway processes the overshoot is bounded by (P − 1) times the headroom each had when the
+outage began, plus what was in flight and unsettled then (docs/governance.md, "When the store
+is down"). Usage records are spooled meanwhile and settled when the store is back, so the
+store's counters end exact; the first reservation the store grants again ends the outage here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from gateway.governance.rules import Rules
+from gateway.store.ledger import (
+    WINDOW_MS,
+    Denial,
+    Reservation,
+    ReserveOutcome,
+    WindowState,
+)
+
+_WINDOW_S = WINDOW_MS / 1000
+
+
+class OutageLedger:
+    """This process's reservations while the store is unreachable (one event loop uses it)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._spent: dict[str, int] = {}
+        self._wallet: dict[str, int] = {}
+        self._windows: dict[str, deque[tuple[float, int]]] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether anything was admitted here since the outage began."""
+        return bool(self._spent or self._wallet or self._windows)
+
+    def reset(self) -> None:
+        """The store answers again: its counters are the truth from now on."""
+        self._spent.clear()
+        self._wallet.clear()
+        self._windows.clear()
+
+    def reserve(self, reservation: Reservation, rules: Rules) -> ReserveOutcome:
+        """``Store.reserve``'s decision and outcome (``store/ledger.py``), made here."""
+        now = self._clock()
+        windows, denial = self._windows_now(reservation, now)
+        spend = tuple(rules.spend.get(b.counter, 0) for b in reservation.budgets)
+        denial = (
+            denial
+            or self._budget_denial(reservation, spend)
+            or self._wallet_denial(reservation, rules)
+        )
+        if denial is not None:
+            return ReserveOutcome(granted=False, denial=denial, spend=spend, windows=windows)
+        granted = []
+        for limit, state in zip(reservation.limits, windows, strict=True):
+            self._windows.setdefault(limit.limiter, deque()).append((now, limit.tokens))
+            granted.append(
+                WindowState(
+                    limiter=limit.limiter,
+                    requests=state.requests + 1,
+                    tokens=state.tokens + limit.tokens,
+                    reset_ms=state.reset_ms or WINDOW_MS,
+                )
+            )
+        for budget in reservation.budgets:
+            self._spent[budget.counter] = self._spent.get(budget.counter, 0) + budget.amount
+        if reservation.wallet is not None:
+            ws = reservation.workspace_id
+            self._wallet[ws] = self._wallet.get(ws, 0) + reservation.wallet.amount
+        return ReserveOutcome(granted=True, spend=spend, windows=tuple(granted))
+
+    def _windows_now(
+        self, reservation: Reservation, now: float
+    ) -> tuple[tuple[WindowState, ...], Denial | None]:
+        """Each rate hold's local window (entries older than 60 s dropped), and the first
+        limit it would break."""
+        states: list[WindowState] = []
+        denial: Denial | None = None
+        for limit in reservation.limits:
+            window = self._windows.get(limit.limiter) or deque()
+            while window and window[0][0] <= now - _WINDOW_S:
+                window.popleft()
+            tokens = sum(t for _, t in window)
+            reset_ms = (
+                min(WINDOW_MS, max(1, math.ceil((window[0][0] + _WINDOW_S - now) * 1000)))
+                if window
+                else 0
+            )
+            wait = reset_ms or WINDOW_MS
+            if denial is None and limit.rpm is not None and len(window) >= limit.rpm:
+                denial = Denial(kind="rpm", ref=limit.limiter, retry_after_ms=wait)
+            elif denial is None and limit.tpm is not None and tokens + limit.tokens > limit.tpm:
+                denial = Denial(kind="tpm", ref=limit.limiter, retry_after_ms=wait)
+            states.append(
+                WindowState(
+                    limiter=limit.limiter, requests=len(window), tokens=tokens, reset_ms=reset_ms
+                )
+            )
+        return tuple(states), denial
+
+    def _budget_denial(self, reservation: Reservation, spend: tuple[int, ...]) -> Denial | None:
+        for budget, settled in zip(reservation.budgets, spend, strict=True):
+            used = settled + self._spent.get(budget.counter, 0)
+            if budget.enforce and (
+                used >= budget.threshold or used + budget.amount > budget.threshold
+            ):
+                return Denial(kind="budget", ref=budget.budget_id)
+        return None
+
+    def _wallet_denial(self, reservation: Reservation, rules: Rules) -> Denial | None:
+        ws = reservation.workspace_id
+        if reservation.wallet is None:
+            return None
+        free = rules.wallet_free - self._wallet.get(ws, 0)
+        if free <= 0 or free < reservation.wallet.amount:
+            return Denial(kind="wallet", ref=ws)
+        return None
