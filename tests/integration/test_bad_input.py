@@ -256,3 +256,14 @@ def test_half_closed_short_body_is_400_and_never_billed(gw, test_key):
     assert usage(gw, test_key)["requests"] == before
     with gw.http(test_key) as http:  # the gateway still serves
         assert http.post("/v1/chat/completions", json=chat_body(model="gpt-4o")).status_code == 200
+
+
+def test_disconnect_mid_body_is_never_billed(gw, test_key):
+    before = usage(gw, test_key)["requests"]
+    body = encoded(chat_body(model="gpt-4o"))
+    with _connect(gw) as sock:
+        sock.sendall(_head(gw, test_key, len(body) + 16) + body)
+    time.sleep(0.5)  # a record would be spooled by now
+    assert usage(gw, test_key)["requests"] == before
+    with gw.http(test_key) as http:
+        assert http.post("/v1/chat/completions", json=chat_body(model="gpt-4o")).status_code == 200
