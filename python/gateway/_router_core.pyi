@@ -27,6 +27,7 @@ __all__ = [
     "KEY_SOURCE_ANY",
     "KEY_SOURCE_BYOK",
     "KEY_SOURCE_PLATFORM",
+    "MAX_JSON_DEPTH",
     "TASKS",
     "Analysis",
     "AnthropicStreamRelay",
@@ -44,11 +45,15 @@ __all__ = [
     "count_chat",
     "count_tokens",
     "estimate_tokens",
+    "json_depth_exceeds",
     "token_ratio",
     "vocabulary_gz",
 ]
 
 __version__: Final[str]
+
+# Deepest nesting of arrays and objects a request body may have (top-level object = 1).
+MAX_JSON_DEPTH: Final[int]
 
 # Capability bits of the candidate table's ``capabilities`` column and of
 # ``Analysis.required_capabilities``.
@@ -141,6 +146,10 @@ def token_ratio(family: str | None) -> float:
 
 def vocabulary_gz(encoding: _Encoding, /) -> bytes:
     """The gzipped ``.tiktoken`` vocabulary compiled into the core."""
+
+def json_depth_exceeds(body: bytes, /, *, limit: int = ...) -> bool:
+    """Whether ``body`` nests arrays and objects more than ``limit`` (default
+    ``MAX_JSON_DEPTH``) levels deep, by a byte scan that never recurses."""
 
 def analyze(body: bytes, /) -> Analysis:
     """Analyse a raw chat-completions JSON body in one pass.

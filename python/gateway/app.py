@@ -2,7 +2,8 @@
 
 A request's layers, in order, and what each adds:
 
-1. ``App.__call__`` gives it a request id, reads the body within ``max_body_bytes`` (413),
+1. ``App.__call__`` gives it a request id, reads the body within ``max_body_bytes`` (413)
+   and ``body_timeout_s`` (408; a body cut short is a 400),
    and finds its handler by exact path, then by pattern (404 ``not_found`` otherwise).
 2. The handler (``gateway.api.*``) authenticates, validates, routes, dispatches and meters.
 3. ``App`` renders the ``Response``/``StreamResponse``, or turns any ``GatewayError`` into the
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from gateway.api import (
     admin_routes,
@@ -36,8 +38,10 @@ from gateway.context import Context
 from gateway.errors import (
     GatewayError,
     InternalError,
+    InvalidRequest,
     MethodNotAllowed,
     NotFound,
+    RequestTimeout,
     RequestTooLarge,
     ServiceUnavailable,
 )
@@ -123,10 +127,32 @@ def _match(method: str, path: str) -> tuple[Handler, dict[str, str]]:
     raise NotFound(f"Unknown path: {method} {path}")
 
 
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+MAX_HEADER_VALUE = 512
+
+
+def header_value(value: str) -> bytes:
+    """``value`` as bytes a header may carry: printable ASCII kept, anything else (non-ASCII,
+    NUL, CR, LF …) percent-encoded as UTF-8, cut at ``MAX_HEADER_VALUE``. Headers echo what
+    clients sent (``X-Model-Requested``), and one bad byte would make the server drop the
+    whole response."""
+    if not all(" " <= c <= "~" for c in value):
+        value = quote(value, safe=_HEADER_SAFE)
+    return value[:MAX_HEADER_VALUE].encode("ascii")
+
+
 def _header_list(headers: dict[str, str], content_type: str) -> list[tuple[bytes, bytes]]:
     items = [(b"content-type", content_type.encode())]
-    items += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    items += [(k.encode("ascii"), header_value(v)) for k, v in headers.items()]
     return items
+
+
+def _cut_short() -> InvalidRequest:
+    return InvalidRequest(
+        "The request body ended before its Content-Length; nothing was processed.",
+        code="incomplete_body",
+        headers={"connection": "close"},
+    )
 
 
 class App:
@@ -135,6 +161,7 @@ class App:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.max_body = ctx.config.defaults.max_body_bytes
+        self.body_timeout = ctx.config.defaults.body_timeout_s
         self._closed = False
         self._background: asyncio.Task[None] | None = None
         self._last_outage_log = float("-inf")
@@ -216,23 +243,40 @@ class App:
         return await self.ctx.admin_offload(lambda: asyncio.run(run()))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body within ``max_body_bytes`` (413) and ``body_timeout_s`` (408); a
+        body cut short (the client disconnects, or fewer bytes than ``Content-Length``) is a
+        400 and is never handled."""
+        declared: int | None = None
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                raise self._too_large()
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+                if declared > self.max_body:
+                    raise self._too_large()
+        try:
+            body = await asyncio.wait_for(self._receive_all(receive), self.body_timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.body_timeout:g} s.",
+                headers={"connection": "close"},
+            ) from None
+        if declared is not None and len(body) != declared:
+            raise _cut_short()
+        return body
+
+    async def _receive_all(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _cut_short()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
                 raise self._too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+                return b"".join(chunks)
 
     def _too_large(self) -> RequestTooLarge:
         return RequestTooLarge(f"Request body exceeds the limit of {self.max_body} bytes.")

@@ -117,6 +117,8 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     family: NonEmpty | None = None
     kind: ModelKind = "chat"
     quality: dict[str, Fraction] = msgspec.field(default_factory=dict)
+    dimensions: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """An embedding model's native vector size: the largest ``dimensions`` it is asked for."""
 
 
 class Price(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -175,13 +177,14 @@ class StorePool(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit,
-    and what to do when the store is unreachable (``closed``: 503; ``open``: serve ungoverned,
-    metering kept in the spool until the store is back)."""
+    """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit
+    and read timeout, and what to do when the store is unreachable (``closed``: 503;
+    ``open``: serve ungoverned, metering kept in the spool until the store is back)."""
 
     baseline_model: Id = "gpt-4o"
     routing: RoutingOptions = msgspec.field(default_factory=RoutingOptions)
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 * 1024 * 1024
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # whole body read: else 408
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     store_unavailable: Literal["closed", "open"] = "closed"
     store_pool: StorePool = msgspec.field(default_factory=StorePool)

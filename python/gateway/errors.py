@@ -14,6 +14,7 @@ The tree::
     ├── NotFound                    404 not_found_error / not_found
     │   └── ModelNotFound           404 … / model_not_found
     ├── MethodNotAllowed            405 invalid_request_error / method_not_allowed
+    ├── RequestTimeout              408 invalid_request_error / request_timeout
     ├── PolicyConflict              409 policy_error / policy_conflict
     ├── RequestTooLarge             413 invalid_request_error / request_too_large
     ├── RateLimited                 429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
@@ -116,6 +117,12 @@ class ModelNotFound(NotFound):
 
 class MethodNotAllowed(GatewayError):
     status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    """The request body did not arrive within ``defaults.body_timeout_s``."""
+
+    status, type, code = 408, "invalid_request_error", "request_timeout"
 
 
 class PolicyConflict(GatewayError):

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
+from gateway import _router_core as core
 from gateway.errors import InvalidRequest, MissingParameter
 from gateway.routing_options import RoutingOptions
 
@@ -22,7 +23,19 @@ Temperature = Annotated[float, msgspec.Meta(ge=0, le=2)]
 Penalty = Annotated[float, msgspec.Meta(ge=-2, le=2)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
-ModelList = Annotated[list[str], msgspec.Meta(min_length=1, max_length=10)]
+ModelName = Annotated[str, msgspec.Meta(max_length=256)]
+ModelList = Annotated[list[ModelName], msgspec.Meta(min_length=1, max_length=10)]
+
+# Sizes a client controls, bounded by OpenAI's published limits (docs/behaviour.md, "Request
+# limits") so no request buys unbounded work, here or from a provider.
+MAX_MESSAGES = 2048
+MAX_CHOICES = 128  # n
+MAX_TOOLS = 128
+MAX_STOP = 4
+MAX_LOGIT_BIAS = 300
+MAX_STOP_SEQUENCES = 16  # /v1/messages: Anthropic publishes no limit; the gateway's own
+MAX_EMBEDDING_INPUTS = 2048
+MAX_EMBEDDING_DIMENSIONS = 3072  # text-embedding-3-large's native size, the catalog's largest
 Tag = Annotated[str, msgspec.Meta(max_length=50)]
 
 
@@ -67,26 +80,26 @@ class GatewayMetadata(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class ChatRequest(msgspec.Struct, kw_only=True):
     """The OpenAI chat-completions body plus the gateway's extensions (SPEC §2)."""
 
-    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
-    model: str | None = None
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1, max_length=MAX_MESSAGES)]
+    model: ModelName | None = None
     models: ModelList | None = None
     max_tokens: PositiveInt | None = None
     max_completion_tokens: PositiveInt | None = None
     temperature: Temperature | None = None
     top_p: Fraction | None = None
-    n: PositiveInt | None = None
-    stop: str | list[str] | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=MAX_CHOICES)] | None = None
+    stop: str | Annotated[list[str], msgspec.Meta(max_length=MAX_STOP)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: Annotated[dict[str, float], msgspec.Meta(max_length=MAX_LOGIT_BIAS)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
     seed: int | None = None
     user: str | None = None
-    tools: list[Tool] | None = None
+    tools: Annotated[list[Tool], msgspec.Meta(max_length=MAX_TOOLS)] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    functions: list[dict[str, Any]] | None = None
+    functions: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_TOOLS)] | None = None
     function_call: str | dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
     stream: bool = False
@@ -134,8 +147,21 @@ def convert(data: object, kind: type[T], *, prefix: str = "") -> T:
 _decoder = msgspec.json.Decoder()
 
 
+MAX_JSON_DEPTH: int = core.MAX_JSON_DEPTH
+"""Deepest nesting of arrays and objects a body may have (docs/behaviour.md, "Request
+limits"); the native analyser's limit too, so one constant bounds every recursive decoder."""
+
+
 def decode_object(body: bytes) -> dict[str, Any]:
-    """Decode a JSON request body that must be an object."""
+    """Decode a JSON request body that must be an object.
+
+    The nesting depth is checked on the raw bytes first: msgspec, ``convert`` and the
+    passthrough merge all recurse per level, and a deep body would end in ``RecursionError``.
+    """
+    if core.json_depth_exceeds(body, limit=MAX_JSON_DEPTH):
+        raise InvalidRequest(
+            f"Request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep."
+        )
     try:
         value = _decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -187,13 +213,13 @@ class AnthropicRequest(msgspec.Struct, kw_only=True):
     """The Anthropic Messages body plus the gateway's extensions."""
 
     max_tokens: PositiveInt
-    messages: Annotated[list[AnthropicMessage], msgspec.Meta(min_length=1)]
-    model: str | None = None
+    messages: Annotated[list[AnthropicMessage], msgspec.Meta(min_length=1, max_length=MAX_MESSAGES)]
+    model: ModelName | None = None
     models: ModelList | None = None
     system: str | list[dict[str, Any]] | None = None
-    tools: list[AnthropicTool] | None = None
+    tools: Annotated[list[AnthropicTool], msgspec.Meta(max_length=MAX_TOOLS)] | None = None
     tool_choice: AnthropicToolChoice | None = None
-    stop_sequences: list[str] | None = None
+    stop_sequences: Annotated[list[str], msgspec.Meta(max_length=MAX_STOP_SEQUENCES)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     top_p: Fraction | None = None
     top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
@@ -213,9 +239,9 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     the handler (a string, a list of strings, a token array or a list of token arrays)."""
 
     input: str | list[Any]
-    model: str | None = None
+    model: ModelName | None = None
     models: ModelList | None = None
-    dimensions: PositiveInt | None = None
+    dimensions: Annotated[int, msgspec.Meta(ge=1, le=MAX_EMBEDDING_DIMENSIONS)] | None = None
     encoding_format: Literal["float", "base64"] | None = None
     user: str | None = None
     routing: RoutingOptions | None = None

@@ -24,10 +24,17 @@ from gateway.errors import InvalidRequest
 from gateway.http import Request, Response
 from gateway.metering import Usage
 from gateway.providers import AttemptFailure, Provider
-from gateway.schemas import GATEWAY_FIELDS, EmbeddingRequest, convert, decode_object
+from gateway.routing.planner import RoutePlan
+from gateway.schemas import (
+    GATEWAY_FIELDS,
+    MAX_EMBEDDING_INPUTS,
+    EmbeddingRequest,
+    convert,
+    decode_object,
+)
 
 _encoder = msgspec.json.Encoder()
-MAX_INPUTS = 2048
+MAX_INPUTS = MAX_EMBEDDING_INPUTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,8 @@ async def _serve(
         request_options=body.routing,
         started=begin,
     )
+    if body.dimensions is not None:
+        check_dimensions(body.dimensions, plan)
     await admit(outcome, prompt_tokens=sum(counts), max_output=None)
     forwarded = {k: v for k, v in data.items() if k not in GATEWAY_FIELDS}
 
@@ -135,6 +144,17 @@ async def _serve(
     answer["routing_metadata"] = outcome.routing_metadata()
     outcome.record(status=200)
     return answer
+
+
+def check_dimensions(dimensions: int, plan: RoutePlan) -> None:
+    """A 400 naming ``dimensions`` when it exceeds the native size of every planned model
+    whose size the catalog knows (a vector is never longer than its model's own)."""
+    known = [d.model.dimensions for d in plan.deployments if d.model.dimensions is not None]
+    if known and dimensions > max(known):
+        raise InvalidRequest(
+            f"'dimensions' {dimensions} exceeds the model's native size of {max(known)}.",
+            param="dimensions",
+        )
 
 
 def _in_order(answer: dict[str, Any], expected: int) -> dict[str, Any]:

@@ -19,13 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.catalog import Deployment
-from gateway.providers.base import UpstreamStream
+from gateway.providers.base import AttemptFailure, UpstreamStream
 
 _encoder = msgspec.json.Encoder()
 
 
 DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 FALLBACK_DIMENSIONS = 1024
+MAX_INPUTS = 2048  # OpenAI's published limit of inputs per embeddings request
 
 
 def mock_vector(model: str, item: object, dimensions: int) -> npt.NDArray[np.float32]:
@@ -78,12 +79,20 @@ class MockProvider:
 
     async def embed(self, deployment: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
         """Deterministic vectors of the model's dimension (or ``dimensions``), in input order;
-        ``prompt_tokens`` is ~4 characters (or one array entry) a token."""
+        ``prompt_tokens`` is ~4 characters (or one array entry) a token. Sizes past the
+        model's own are refused, as OpenAI refuses them: the mock is free, not unbounded."""
         model = deployment.model.id
         raw = payload.get("input")
         items: list[Any] = raw if isinstance(raw, list) and not _is_tokens(raw) else [raw]
+        native = deployment.model.dimensions or DEFAULT_DIMENSIONS.get(model, FALLBACK_DIMENSIONS)
         dims = payload.get("dimensions")
-        size = dims if isinstance(dims, int) else DEFAULT_DIMENSIONS.get(model, FALLBACK_DIMENSIONS)
+        size = dims if isinstance(dims, int) else native
+        if not 1 <= size <= native or len(items) > MAX_INPUTS:  # as OpenAI refuses them
+            raise AttemptFailure(
+                "bad_request",
+                f"'dimensions' must be 1 to {native} and 'input' at most {MAX_INPUTS} items",
+                status=400,
+            )
         as_base64 = payload.get("encoding_format") == "base64"
         data = []
         tokens = 0

@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod candidates;
 pub mod codes;
+pub mod depth;
 pub mod error;
 pub mod relay;
 pub mod route;
@@ -26,6 +27,7 @@ pub use candidates::{
     Constraints, FilterOutcome, Health,
 };
 pub use codes::*;
+pub use depth::{json_depth_exceeds, MAX_JSON_DEPTH};
 pub use error::CoreError;
 pub use relay::{StreamRelay, Usage};
 pub use route::{route, route_explained, RouteRequest, RouteResult};

@@ -91,3 +91,19 @@ pub fn analyze(py: Python<'_>, body: &[u8]) -> PyResult<PyAnalysis> {
     }?;
     Ok(PyAnalysis(analysis))
 }
+
+/// Whether ``body`` nests arrays and objects more than ``limit`` levels deep (``[`` and
+/// ``{`` outside strings; the top-level object is level 1). A byte scan that never
+/// recurses, so it is safe on any input; malformed JSON is left to the decoder.
+///
+/// >>> json_depth_exceeds(b'{"a": [[1]]}', limit=2)
+/// True
+#[pyfunction]
+#[pyo3(signature = (body, /, *, limit = crate::MAX_JSON_DEPTH))]
+pub fn json_depth_exceeds(py: Python<'_>, body: &[u8], limit: usize) -> bool {
+    if body.len() > 64 * 1024 {
+        py.detach(|| crate::json_depth_exceeds(body, limit))
+    } else {
+        crate::json_depth_exceeds(body, limit)
+    }
+}

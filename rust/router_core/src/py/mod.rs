@@ -24,7 +24,7 @@ mod router_core_module {
     use pyo3::types::PyTuple;
 
     #[pymodule_export]
-    use super::analyze::{analyze, PyAnalysis};
+    use super::analyze::{analyze, json_depth_exceeds, PyAnalysis};
     #[pymodule_export]
     use super::gemini::PyGeminiStreamRelay;
     #[pymodule_export]
@@ -38,6 +38,8 @@ mod router_core_module {
     #[pymodule_export]
     use super::translate::{PyAnthropicStreamRelay, PyOpenAIToAnthropicRelay};
 
+    #[pymodule_export]
+    const MAX_JSON_DEPTH: usize = crate::MAX_JSON_DEPTH;
     #[pymodule_export]
     const CAP_TOOLS: u32 = crate::CAP_TOOLS;
     #[pymodule_export]
