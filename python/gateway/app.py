@@ -156,9 +156,7 @@ class App:
             await self._send_error(send, error, request_id)
             return
         except StoreUnavailable as error:  # fail closed (SPEC §6): refuse, say why, log it
-            log.warning(
-                "store unavailable on %s (request %s): %s", scope["path"], request_id, error
-            )
+            self._log_outage(request_id, error)
             unavailable = ServiceUnavailable("The gateway's store is unavailable; retry shortly.")
             unavailable.headers["retry-after"] = "1"
             await self._send_error(send, unavailable, request_id)

@@ -208,7 +208,7 @@ class Admitter:
             return admission
         raise ServiceUnavailable(
             "The gateway's store is unavailable; the request was not admitted.",
-            code="service_unavailable",
+            headers={"retry-after": "1"},  # as every store-outage 503 (docs/governance.md)
         )
 
 
