@@ -51,6 +51,11 @@ class UsageWriter:
     def submit(self, settlement: Settlement) -> None:
         self._spool.append(settlement)
 
+    def ready(self) -> bool:
+        """Whether the spool can take another record: no request may be dispatched when it
+        cannot, in either ``store_unavailable`` mode (its metering would be lost)."""
+        return self._spool.ready()
+
     def _run(self) -> None:
         pause = FLUSH_INTERVAL_S
         while not self._stop.wait(pause):
@@ -67,7 +72,8 @@ class UsageWriter:
                 self._recover_orphans()
         except Exception as error:  # the store is down or refused: keep everything spooled
             if not self._failing:
-                detail = str(error) if isinstance(error, StoreUnavailable) else type(error).__name__
+                known = isinstance(error, (StoreUnavailable, OSError))
+                detail = str(error) if known else type(error).__name__
                 log.warning("usage commit failed (%s); records stay spooled, retrying", detail)
             self._failing = True
             return False

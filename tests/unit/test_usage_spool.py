@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from gateway.store.records import UsageRecord
 from gateway.store.sqlite import SqliteStore
 from gateway.usage_spool import Spool, orphans, read_segment
 from gateway.usage_writer import UsageWriter
+from support.small_fs import fill, mounted_tmpfs
 
 
 def _record(index: int, workspace: str = "ws_a") -> UsageRecord:
@@ -157,3 +159,32 @@ def test_spool_frames_are_msgpack_settlements(tmp_path: Path) -> None:
     decoded = msgspec.msgpack.decode(raw[4:], type=Settlement)
     assert decoded.wallet == 10_000 and decoded.record.request_id == "req_000007"
     spool.close()
+
+
+def test_a_full_disk_never_raises_and_loses_nothing_once_there_is_room(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a really full filesystem (a tmpfs, filled): ``append`` neither raises nor leaves a
+    torn frame (a write that fits only in part is cut off), ``ready`` refuses dispatch, and
+    once space is freed ``seal`` writes every frame that waited, readable and in order."""
+    with mounted_tmpfs(tmp_path / "small-fs", "16m") as fs:
+        spool = Spool(fs / "spool")
+        assert spool.ready()
+        big = "x" * 1500
+        settlements = [
+            Settlement(record=msgspec.structs.replace(_record(i), model_requested=big))
+            for i in range(40)
+        ]
+        spool.append(settlements[0])  # the segment's page now has room for part of a frame
+        filler = fill(fs)
+        for settlement in settlements[1:]:
+            spool.append(settlement)
+        assert "short write" in caplog.text, "no frame was written in part"
+        assert spool.ready() is False
+        filler.unlink()
+        time.sleep(0.15)  # past the cached free-space look
+        segments = spool.seal()
+        read = [s.record.request_id for seg in segments for s in read_segment(seg)]
+        assert read == [s.record.request_id for s in settlements]
+        assert spool.ready(), "still refusing once every waiting frame was written"
+        spool.close()

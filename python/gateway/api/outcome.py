@@ -17,7 +17,7 @@ from gateway.auth import utc_now
 from gateway.catalog import Deployment
 from gateway.context import Context
 from gateway.dispatch import Attempt
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.governance.admission import Admission, plain_settlement
 from gateway.metering import Usage, cost_usd, saved_pct
 from gateway.routing.planner import RoutePlan
@@ -187,9 +187,17 @@ class Outcome:
 
 async def admit(outcome: Outcome, *, prompt_tokens: int, max_output: int | None) -> None:
     """Reserve the planned request's estimated cost and tokens (SPEC §7), or raise the
-    402/403/429/503 that refuses it; the reservation is settled by ``Outcome.record``."""
+    402/403/429/503 that refuses it; the reservation is settled by ``Outcome.record``.
+    First of all, a request whose usage could not be spooled is never dispatched: 503 in
+    either ``store_unavailable`` mode (docs/governance.md)."""
     ctx, plan = outcome.ctx, outcome.plan
     assert plan is not None
+    if not ctx.usage.ready():
+        raise ServiceUnavailable(
+            "The gateway cannot record usage right now (its local disk is full or failing); "
+            "the request was not sent to any provider.",
+            headers={"retry-after": "1"},
+        )
     outcome.admission = await ctx.admitter.admit(
         key=outcome.key,
         rules=await ctx.rules.aget(outcome.key.workspace_id),

@@ -217,7 +217,7 @@ class Admitter:
             return self._outage.reserve(reservation, rules)
         raise ServiceUnavailable(
             "The gateway's store is unavailable; the request was not admitted.",
-            code="service_unavailable",
+            headers={"retry-after": "1"},  # as every store-outage 503 (docs/governance.md)
         )
 
 

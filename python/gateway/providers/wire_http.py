@@ -1,9 +1,11 @@
 """Thin aiohttp I/O shared by every wire format (OpenAI-compatible, Anthropic, Gemini).
 
 One keep-alive session per provider (aiohttp: httpx's pool measured 5-18x slower on this
-path, see docs/decisions.md), created inside the serving event loop. Connect and first byte
-within ``first_byte``, a whole answer within ``total``, at most ``stall`` between two stream
-reads; every client-library exception becomes an ``AttemptFailure``. Error bodies are read
+path, see docs/decisions.md), created inside the serving event loop. A whole answer within
+``total``. A stream has two separate deadlines: ``first_byte`` covers connect, response
+headers and the first body byte; ``stall`` applies only between body chunks after that (so a
+short ``stall`` never cuts the wait for the first byte). Every client-library exception
+becomes an ``AttemptFailure``. Error bodies are read
 as ``{"error": {"message", "type"?, "status"?}}``: OpenAI's, Anthropic's
 ``{"type": "error", "error": {…}}`` and Google's shapes all fit. The provider key is
 redacted from any message kept.
@@ -160,9 +162,8 @@ class WireClient:
 
     async def _open(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
         timeouts = self.config.timeout_s
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.first_byte, sock_read=timeouts.stall
-        )
+        # No sock_read here: until the first byte, only open_stream's first-byte deadline runs.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.first_byte)
         response = await self.session.post(
             url, data=_encoder.encode(body), headers=self._headers, timeout=timeout
         )
@@ -173,6 +174,7 @@ class WireClient:
             first = await response.content.readany()
             if not first:
                 raise AttemptFailure("server_error", "upstream closed the stream empty")
+            _start_stall_timer(response, timeouts.stall)
         except BaseException:
             response.close()
             raise
@@ -205,6 +207,18 @@ class WireClient:
         """Close the session (a view owns none: its owner's ``aclose`` closes it)."""
         if self._session is not None:
             await self._session.close()
+
+
+def _start_stall_timer(response: aiohttp.ClientResponse, stall: float) -> None:
+    """From the first body byte on, fail a read when the upstream sends nothing for
+    ``stall`` seconds: aiohttp's own ``sock_read`` timer on the connection (re-armed on every
+    byte received, no per-chunk cost), switched on only now so that it never shortens the
+    first-byte deadline. Each request on a pooled connection resets it (``sock_read=None``)."""
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is not None:
+        protocol.read_timeout = stall
+        protocol.start_timeout()
 
 
 def _invalid_key(error: dict[str, Any]) -> bool:

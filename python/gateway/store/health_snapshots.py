@@ -9,8 +9,9 @@ each time, and a stale one simply expires.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
+
+from gateway.store.sqlite_errors import StoreLock
 
 HEALTH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS health_snapshots (
@@ -20,7 +21,7 @@ CREATE TABLE IF NOT EXISTS health_snapshots (
 
 class SqliteHealthSnapshots:
     _db: sqlite3.Connection
-    _lock: threading.Lock
+    _lock: StoreLock
 
     def exchange_health(self, process_id: str, snapshot: bytes, ttl_s: float) -> list[bytes]:
         now = time.time()

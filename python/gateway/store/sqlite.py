@@ -7,15 +7,16 @@ schema change to a record needs no migration of the table.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
 from gateway.store.health_snapshots import HEALTH_SCHEMA, SqliteHealthSnapshots
+from gateway.store.ledger import StoreUnavailable
 from gateway.store.records import ApiKey, Workspace
 from gateway.store.sqlite_budgets import BUDGETS_SCHEMA, SqliteBudgetTables
+from gateway.store.sqlite_errors import StoreLock, rollback
 from gateway.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedger
 from gateway.store.sqlite_provider_keys import PROVIDER_KEYS_SCHEMA, SqliteProviderKeys
 from gateway.store.sqlite_routing import ROUTING_SCHEMA, SqliteRoutingTables
@@ -44,7 +45,7 @@ class SqliteStore(
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = StoreLock("SQLite store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -128,10 +129,10 @@ class SqliteStore(
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 revoked = self._revoke_locked(workspace_id, key_id)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                rollback(self._db)
                 raise
-            self._db.execute("COMMIT")
         return revoked
 
     def _revoke_locked(self, workspace_id: str, key_id: str) -> ApiKey | None:
@@ -150,7 +151,7 @@ class SqliteStore(
         try:
             with self._lock:
                 self._db.execute("SELECT 1").fetchone()
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreUnavailable):
             return False
         return True
 

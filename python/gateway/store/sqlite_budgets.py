@@ -10,13 +10,13 @@ with a request settling against it.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
 
 from gateway.store.records import ApiKey, Budget, Workspace
+from gateway.store.sqlite_errors import StoreLock, rollback
 
 BUDGETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS budgets (
@@ -34,7 +34,7 @@ class SqliteBudgetTables:
     """Budgets CRUD, plus ``update_workspace`` and ``update_key`` (replace a record by id)."""
 
     _db: sqlite3.Connection
-    _lock: threading.Lock
+    _lock: StoreLock
 
     def _budget_tx(self, work: Callable[[], T]) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction: other processes wait."""
@@ -42,10 +42,10 @@ class SqliteBudgetTables:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = work()
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                rollback(self._db)
                 raise
-            self._db.execute("COMMIT")
         return result
 
     # --- records updated in place -----------------------------------------------------

@@ -9,7 +9,6 @@ machine's (workers on one host share it).
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -27,6 +26,7 @@ from gateway.store.ledger import (
     WindowState,
 )
 from gateway.store.records import Billing, UsageRecord
+from gateway.store.sqlite_errors import StoreLock, rollback
 
 LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -67,17 +67,17 @@ class SqliteLedger:
     """Ledger operations on the store's connection, under the store's lock."""
 
     _db: sqlite3.Connection
-    _lock: threading.Lock
+    _lock: StoreLock
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(self._db)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                rollback(self._db)
                 raise
-            self._db.execute("COMMIT")
         return result
 
     # -- usage records -------------------------------------------------------------------

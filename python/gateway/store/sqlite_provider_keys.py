@@ -9,11 +9,11 @@ workspace's ids never reach another's rows.
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import msgspec
 
 from gateway.store.records import ProviderKey
+from gateway.store.sqlite_errors import StoreLock
 
 PROVIDER_KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS provider_keys (
@@ -30,7 +30,7 @@ class SqliteProviderKeys:
     """Create, list, read, replace and delete a workspace's provider keys."""
 
     _db: sqlite3.Connection
-    _lock: threading.Lock
+    _lock: StoreLock
 
     def create_provider_key(self, key: ProviderKey) -> None:
         with self._lock:

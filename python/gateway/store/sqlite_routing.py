@@ -7,11 +7,11 @@ store's connection and lock. Options are kept as msgspec JSON, like every other 
 from __future__ import annotations
 
 import sqlite3
-import threading
 
 import msgspec
 
 from gateway.routing_options import RoutingOptions
+from gateway.store.sqlite_errors import StoreLock
 
 ROUTING_SCHEMA = """
 CREATE TABLE IF NOT EXISTS routing_defaults (
@@ -29,7 +29,7 @@ class SqliteRoutingTables:
     """Routing defaults and policies, one row per workspace (and name)."""
 
     _db: sqlite3.Connection
-    _lock: threading.Lock
+    _lock: StoreLock
 
     def get_routing_defaults(self, workspace_id: str) -> RoutingOptions:
         """The workspace's defaults; an empty ``RoutingOptions`` when none were ever set."""
