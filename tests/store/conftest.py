@@ -21,10 +21,10 @@ from gateway.store import Store
 from gateway.store.ledger import Reservation, ReserveOutcome
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
-from support.redis_cluster import RedisClusterServer, redis_cluster
+from support.redis_cluster import RedisClusterServer
 from support.redis_server import RedisServer, redis_server
 
-__all__ = ["redis_cluster", "redis_server"]
+__all__ = ["redis_server"]
 
 T = TypeVar("T")
 Reserve = Callable[[Reservation], ReserveOutcome]
