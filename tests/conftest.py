@@ -10,7 +10,10 @@ import pytest
 
 from support.configs import single_upstream_config
 from support.gateway import GatewayProcess, new_secret
+from support.redis_cluster import redis_cluster
 from support.upstream import UpstreamServer
+
+__all__ = ["redis_cluster"]  # one real Redis Cluster per session, for every suite
 
 
 @pytest.fixture(scope="session")

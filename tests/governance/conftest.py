@@ -31,6 +31,7 @@ from support.cluster import (
 )
 from support.faults import deepen_backlog
 from support.gateway import new_secret
+from support.redis_cluster import RedisClusterServer
 from support.redis_server import RedisServer, start_redis
 from support.upstream import Delay, Reply, UpstreamServer
 
@@ -105,7 +106,7 @@ class ClusterFactory:
         count: int = 1,
         workers: int = 1,
         defaults: dict[str, Any] | None = None,
-        server: RedisServer | None = None,
+        server: RedisServer | RedisClusterServer | None = None,
         shared_data: bool = False,
         name: str = "gw",
         start: bool = True,

@@ -1,9 +1,10 @@
-"""The ``store`` fixture: every test here runs once on SQLite and once on Redis.
+"""The ``store`` fixture: every test here runs on SQLite, on Redis and on a Redis Cluster.
 
 SQLite gets a fresh file per test. Redis is one real ``redis-server`` for the session
-(``support.redis_server``), flushed before each test. Each test gets its own event loop,
-closed after the store, so the Redis store's asyncio connections close on the loop that
-opened them.
+(``support.redis_server``), flushed before each test; the cluster is one real 6-node Redis
+Cluster for the session (``support.redis_cluster``), flushed before each test too. Each test
+gets its own event loop, closed after the store, so the Redis store's asyncio connections
+close on the loop that opened them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gateway.store import Store
 from gateway.store.ledger import Reservation, ReserveOutcome
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
+from support.redis_cluster import RedisClusterServer
 from support.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
@@ -47,14 +49,29 @@ def clean_redis(redis_server: RedisServer) -> RedisServer:
     return redis_server
 
 
+@pytest.fixture
+def clean_cluster(redis_cluster: RedisClusterServer) -> RedisClusterServer:
+    """The session's Redis Cluster, every master emptied."""
+    redis_cluster.flush()
+    return redis_cluster
+
+
+def backend_url(kind: str, request: pytest.FixtureRequest) -> str:
+    """The (emptied) Redis server's or cluster's URL for a ``store`` parameter."""
+    if kind == "cluster":
+        cluster: RedisClusterServer = request.getfixturevalue("clean_cluster")
+        return cluster.url
+    server: RedisServer = request.getfixturevalue("clean_redis")
+    return server.url
+
+
 def open_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if kind == "sqlite":
         return SqliteStore(tmp_path / "store.db")
-    server: RedisServer = request.getfixturevalue("clean_redis")
-    return RedisStore(server.url)
+    return RedisStore(backend_url(kind, request))
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
 def store(
     request: pytest.FixtureRequest, tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> Iterator[Store]:

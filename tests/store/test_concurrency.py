@@ -14,6 +14,7 @@ import pytest
 from gateway.store import Store
 from gateway.store.ledger import RateHold, Reservation, ReserveOutcome
 from gateway.store.redis import RedisStore
+from store.conftest import backend_url
 from store.factories import hold, new_id, reservation
 
 CALLS = 200
@@ -87,7 +88,7 @@ def test_concurrent_reserves_admit_exactly_what_fits(
         store.add_credits(ws, spec.setup_credits)
     batch = [spec.build(ws, bid) for _ in range(CALLS)]
     if isinstance(store, RedisStore):
-        url = request.getfixturevalue("clean_redis").url
+        url = backend_url(request.node.callspec.params["store"], request)
         outcomes = gather_redis(store, url, loop, batch)
     else:
         outcomes = threads_sqlite(store, batch)

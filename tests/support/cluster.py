@@ -11,7 +11,7 @@ of the store, for the governance suites (tests/governance/).
   stream of requests going in the background until stopped (for fault injection).
 - ``Admin``: the management API through one gateway, every response kept for secret scans.
 - ``StoreReader``: the store's raw contents, read without the gateway: the SQLite file with
-  ``sqlite3`` (read-only), or every Redis key with redis-py.
+  ``sqlite3`` (read-only), or every Redis key with redis-py (one server or a Redis Cluster).
 - ``AclRedisServer``: a ``RedisServer`` whose gateway user has a password, so the store URL
   holds a secret; ``frozen_store`` stops the store from answering for a while (SIGSTOP of
   ``redis-server``, or a write lock held on the SQLite file).
@@ -40,6 +40,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 import pytest
 import redis
+import redis.cluster
 
 from .gateway import GatewayProcess, gateway_config, offer, openai_provider
 from .redis_server import MISSING, RedisServer
@@ -426,8 +427,13 @@ class StoreReader:
             db.close()
 
     # redis
-    def _redis(self) -> redis.Redis:
+    def _redis(self) -> redis.Redis | redis.cluster.RedisCluster:
+        """One server's client, or a Redis Cluster's (``redis+cluster://host:port``): its
+        ``scan_iter`` walks every master, and each key is read from the master serving it."""
         assert self.redis_url is not None
+        if self.redis_url.startswith("redis+cluster://"):
+            host, port = self.redis_url.removeprefix("redis+cluster://").split(",")[0].split(":")
+            return redis.cluster.RedisCluster(host=host, port=int(port), socket_timeout=5)
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
     def usage_records(self, workspace_id: str) -> list[dict[str, Any]]:
@@ -556,7 +562,8 @@ class Cluster:
 
     def __post_init__(self) -> None:
         if self.backend == "redis":
-            assert self.store_url and self.store_url.startswith("redis://"), self.store_url
+            assert self.store_url, "a redis cluster needs a store URL"
+            assert self.store_url.startswith(("redis://", "redis+cluster://")), self.store_url
         for i in range(self.count):
             env = {
                 **self.env,

@@ -1,6 +1,7 @@
 """Shared store: one Redis (or Redis Cluster) behind every gateway process and machine.
 
-``redis://`` or ``rediss://`` (TLS) URLs, with optional credentials and database number.
+``redis://`` or ``rediss://`` (TLS) URLs, with optional credentials and database number;
+``redis+cluster://`` or ``rediss+cluster://`` for a Redis Cluster (``redis_url``).
 The key layout and why it is cluster safe: ``redis_keys``. Records and their CRUD:
 ``redis_records``. Reserve and commit as atomic Lua scripts on the store's own clock:
 ``redis_ledger`` and ``redis_lua``. Connections, timeouts and error mapping: ``redis_base``.

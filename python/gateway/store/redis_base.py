@@ -1,5 +1,10 @@
 """The Redis store's connections: one sync client, and one asyncio client per event loop.
 
+``redis://`` / ``rediss://`` name one server; ``redis+cluster://`` / ``rediss+cluster://`` name
+one or more nodes of a Redis Cluster (``redis_url``), and the clients are redis-py's cluster
+clients, which discover the other nodes and follow MOVED/ASK redirects. ``make_client`` and
+``make_async_client`` are the one place either kind is built.
+
 Timeouts are short (connect 1 s, read 2 s) so that a gateway whose Redis is gone answers with
 its configured fail mode quickly instead of hanging its requests. Commands are never retried
 by the client: a retry after a lost reply would apply a non-idempotent write twice (a credit
@@ -30,6 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript, Script
@@ -49,6 +56,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from gateway.store.ledger import StoreBusy, StoreFault, StoreUnavailable
+from gateway.store.redis_url import RedisUrl, parse_redis_url
 
 CONNECT_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 2.0
@@ -79,6 +87,12 @@ def classify(error: Exception, where: str, scrub: Callable[[str], str]) -> Excep
     return StoreFault(f"redis store {where} refused a command: {detail}")
 
 
+SyncClient = redis.Redis | redis.cluster.RedisCluster
+AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+ERRORS = (RedisError, RedisClusterException)
+"""What redis-py raises: its cluster client's own exceptions do not derive from RedisError."""
+
+
 def text(value: object) -> str:
     """A reply as text: the clients return bytes (``decode_responses`` is off)."""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -90,19 +104,71 @@ def as_bytes(value: object) -> bytes:
 
 @dataclass
 class _LoopClient:
-    client: redis.asyncio.Redis
+    client: AsyncClient
     slots: asyncio.Semaphore
     scripts: dict[str, AsyncScript] = field(default_factory=dict)
+    ready: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def describe(url: str) -> tuple[str, tuple[str, ...]]:
     """``host:port/db`` for messages, and the URL's secrets to scrub from any error text."""
+    if "+cluster://" in url:
+        try:
+            parsed = parse_redis_url(url)
+        except ValueError:
+            return "cluster ?", (url,)
+        raw_user = url.partition("://")[2].rpartition("@")[0]  # as written (percent-encoded)
+        raw = (*raw_user.partition(":")[::2], parsed.password, parsed.username, url)
+        secrets = tuple(s for s in raw if s)
+        nodes = ",".join(f"{host}:{port}" for host, port in parsed.nodes)
+        return f"cluster {nodes}", secrets
     parts = urlsplit(url)
     secrets = tuple(
         s for s in (parts.password, unquote(parts.password or ""), parts.username, url) if s
     )
     where = f"{parts.hostname or '?'}:{parts.port or 6379}{parts.path or '/0'}"
     return where, secrets
+
+
+def _cluster_options(parsed: RedisUrl) -> dict[str, Any]:
+    return {
+        "username": parsed.username,
+        "password": parsed.password,
+        "ssl": parsed.tls,
+        # Every node down or unknown is an error at the first command, not a hang.
+        "require_full_coverage": True,
+    }
+
+
+def make_client(url: str, options: dict[str, Any]) -> SyncClient:
+    """The sync client a URL names. A cluster client reads the cluster's layout from the
+    first node that answers, so it connects here: an unreachable cluster is ``RedisError``."""
+    parsed = parse_redis_url(url)
+    if not parsed.cluster:
+        return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+    nodes = [redis.cluster.ClusterNode(host, port) for host, port in parsed.nodes]  # type: ignore[no-untyped-call]
+    return redis.cluster.RedisCluster(
+        startup_nodes=nodes, retry=Retry(NoBackoff(), 0), **_cluster_options(parsed), **options
+    )
+
+
+def make_async_client(url: str, options: dict[str, Any], max_connections: int) -> AsyncClient:
+    """The asyncio client a URL names (it connects at its first command), with at most
+    ``max_connections`` (per node, on a cluster; callers wait for a free one before a call)."""
+    parsed = parse_redis_url(url)
+    if not parsed.cluster:
+        return redis.asyncio.Redis.from_url(
+            url, retry=AsyncRetry(NoBackoff(), 0), max_connections=max_connections, **options
+        )
+    nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in parsed.nodes]
+    return redis.asyncio.cluster.RedisCluster(
+        startup_nodes=nodes,
+        retry=AsyncRetry(NoBackoff(), 0),
+        max_connections=max_connections,
+        **_cluster_options(parsed),
+        **options,
+    )
 
 
 class RedisBase:
@@ -119,6 +185,7 @@ class RedisBase:
         self._url = url
         self._max_connections = max_connections
         self._wait_timeout_s = wait_timeout_s
+        self.cluster = url.startswith(("redis+cluster://", "rediss+cluster://"))
         options: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "socket_timeout": READ_TIMEOUT_S,
@@ -129,14 +196,28 @@ class RedisBase:
         }
         self._options = options
         try:
-            self._client: redis.Redis = redis.Redis.from_url(
-                url, retry=Retry(NoBackoff(), 0), **options
-            )
+            parse_redis_url(url)
+            self._sync: SyncClient | None = None if self.cluster else make_client(url, options)
         except (ValueError, RedisError) as error:
             raise ValueError(f"invalid redis store URL: {self._scrub(str(error))}") from None
         self._scripts: dict[str, Script] = {}
         self._aclients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._alock = threading.Lock()
+
+    @property
+    def _client(self) -> SyncClient:
+        """Built at first use for a cluster (building it connects), so a gateway whose
+        cluster is down starts and applies its fail mode like one whose server is down."""
+        client = self._sync
+        if client is None:
+            with self._alock:
+                if self._sync is None:
+                    try:
+                        self._sync = make_client(self._url, self._options)
+                    except ERRORS as error:
+                        raise classify(error, self._where, self._scrub) from None
+                client = self._sync
+        return client
 
     # --- errors -----------------------------------------------------------------------
 
@@ -150,7 +231,7 @@ class RedisBase:
         """Turn any Redis error into the store's own (its cause dropped: no URL leaks)."""
         try:
             yield
-        except (RedisError, RedisClusterException) as error:
+        except ERRORS as error:
             raise classify(error, self._where, self._scrub) from None
 
     def _script(self, name: str, source: str) -> Script:
@@ -171,12 +252,7 @@ class RedisBase:
             with self._alock:
                 for gone in [other for other in self._aclients if other.is_closed()]:
                     del self._aclients[gone]
-                client = redis.asyncio.Redis.from_url(
-                    self._url,
-                    retry=AsyncRetry(NoBackoff(), 0),
-                    max_connections=self._max_connections,
-                    **self._options,
-                )
+                client = make_async_client(self._url, self._options, self._max_connections)
                 entry = _LoopClient(client=client, slots=asyncio.Semaphore(self._max_connections))
                 self._aclients[loop] = entry
         return entry
@@ -193,20 +269,34 @@ class RedisBase:
                 "(defaults.store_pool.max_connections)"
             ) from None
         try:
-            script = entry.scripts.get(name)
-            if script is None:
-                script = entry.scripts[name] = entry.client.register_script(source)
             with self._guard():
+                await self._async_ready()
+                script = entry.scripts.get(name)
+                if script is None:
+                    script = entry.scripts[name] = entry.client.register_script(source)
                 return await script(keys=keys, args=args)
         finally:
             entry.slots.release()
+
+    async def _async_ready(self) -> None:
+        """A cluster client reads the cluster's layout once, before its first commands: left
+        to a burst of first commands, redis-py re-initialises it concurrently and they close
+        each other's connections (``Connection closed by server``)."""
+        entry = self._loop_client()
+        if entry.ready:
+            return
+        async with entry.lock:
+            if not entry.ready:
+                if isinstance(entry.client, redis.asyncio.cluster.RedisCluster):
+                    await entry.client.initialize()
+                entry.ready = True
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def ping(self) -> bool:
         try:
             return bool(self._client.ping())
-        except RedisError:
+        except (StoreUnavailable, StoreFault, StoreBusy, *ERRORS):
             return False
 
     def close(self) -> None:
@@ -214,10 +304,11 @@ class RedisBase:
             clients, self._aclients = self._aclients, {}
         for loop, entry in clients.items():
             _close_on(loop, entry.client)
-        self._client.close()
+        if self._sync is not None:
+            self._sync.close()
 
 
-def _close_on(loop: asyncio.AbstractEventLoop, client: redis.asyncio.Redis) -> None:
+def _close_on(loop: asyncio.AbstractEventLoop, client: AsyncClient) -> None:
     """Close an asyncio client in the way its loop allows from here."""
     if loop.is_closed():
         return
@@ -232,6 +323,9 @@ def _close_on(loop: asyncio.AbstractEventLoop, client: redis.asyncio.Redis) -> N
     else:
         # Inside the client's loop (a lifespan shutdown calls the sync ``close()``): the close
         # cannot be awaited here, so shut the sockets without waiting.
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            loop.create_task(client.aclose())
+            return
         pool = client.connection_pool
         connections: list[Any] = [*pool._available_connections, *pool._in_use_connections]
         for conn in connections:

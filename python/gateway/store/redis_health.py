@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import time
 
-from gateway.store.redis_base import RedisBase
+from gateway.store.redis_base import RedisBase, as_bytes
+from gateway.store.redis_lua import EXCHANGE_HEALTH
 
-# One hash tag: both keys live in one cluster slot, so the pipeline may be a transaction.
+# One hash tag: both keys live in one cluster slot, so one script may touch both.
 _DATA = "rg:{health}:data"
 _EXPIRY = "rg:{health}:expiry"
 
 
 class RedisHealthSnapshots(RedisBase):
     def exchange_health(self, process_id: str, snapshot: bytes, ttl_s: float) -> list[bytes]:
+        """Publish, expire and read in one atomic script (no MULTI: one call on any topology)."""
         now = time.time()
         with self._guard():
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(_DATA, process_id, snapshot)
-            pipe.zadd(_EXPIRY, {process_id: now + ttl_s})
-            pipe.zrangebyscore(_EXPIRY, "-inf", now)
-            stale = pipe.execute()[2]
-            pipe = self._client.pipeline(transaction=True)
-            if stale:
-                pipe.hdel(_DATA, *stale)
-                pipe.zrem(_EXPIRY, *stale)
-            pipe.hgetall(_DATA)
-            others = pipe.execute()[-1]
-        return [bytes(v) for k, v in others.items() if k != process_id.encode()]
+            flat = self._script("exchange_health", EXCHANGE_HEALTH)(
+                keys=[_DATA, _EXPIRY], args=[process_id, snapshot, repr(now), repr(now + ttl_s)]
+            )
+        me = process_id.encode()
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        return [as_bytes(value) for name, value in pairs if as_bytes(name) != me]

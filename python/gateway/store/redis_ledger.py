@@ -1,10 +1,11 @@
 """The Redis ledger: reserve and commit as Lua scripts, plus the reads around them.
 
 ``reserve`` is one EVALSHA on the asyncio client (the hot path awaits it); ``commit`` runs
-one script per settlement, all of a batch pipelined in one round trip. The pipeline is not a
-transaction: each settlement is atomic and exactly-once on its own, so a batch cut short by a
-lost connection is safe to replay whole (the usage writer's spool does). Semantics:
-``ledger.py``; the scripts: ``redis_lua.py``.
+one script call per workspace per batch (a workspace's keys share one cluster slot, so this
+works alike on one server and on a Redis Cluster). Each settlement in it is exactly-once on
+its own, so a batch cut short by a lost connection is safe to replay whole (the usage writer's
+spool does). Before ``commit`` returns, a replica must have the writes (``redis_replication``):
+acknowledged usage survives a failover. Semantics: ``ledger.py``; the scripts: ``redis_lua.py``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from gateway.store.ledger import (
     WindowState,
 )
 from gateway.store.records import Billing, BillingTier, UsageRecord
-from gateway.store.redis_base import RedisBase, as_bytes, text
+from gateway.store.redis_base import as_bytes, text
 from gateway.store.redis_lua import ADD_CREDITS, COMMIT, RESERVE
+from gateway.store.redis_replication import RedisReplication
 
 _encoder = msgspec.json.Encoder()
 _usage_decoder = msgspec.json.Decoder(UsageRecord)
 CHUNK = 500
-"""Records per HMGET and settlements per pipeline: bounded replies, bounded server work."""
+"""Records per HMGET and settlements per COMMIT call: bounded replies, bounded server work."""
 _SEQ_WIDTH = 16
 
 
@@ -91,10 +93,17 @@ def reserve_outcome(reservation: Reservation, raw: Sequence[object]) -> ReserveO
     return ReserveOutcome(granted=False, denial=denial, spend=spend, windows=windows)
 
 
-def commit_args(settlement: Settlement) -> list[str]:
+def commit_args(workspace_id: str, settlements: Sequence[Settlement]) -> list[str]:
+    """The COMMIT script's ARGV: the workspace's prefix, the count, each settlement's args."""
+    args = [keys.prefix(workspace_id), str(len(settlements))]
+    for settlement in settlements:
+        args += settlement_args(settlement)
+    return args
+
+
+def settlement_args(settlement: Settlement) -> list[str]:
     record = settlement.record
     args = [
-        keys.prefix(record.workspace_id),
         record.request_id,
         _encoder.encode(record).decode(),
         record.created_at,
@@ -135,7 +144,15 @@ def _billing(workspace_id: str, balance: object, reserved: object, tier: object)
     )
 
 
-class RedisLedger(RedisBase):
+def by_workspace(settlements: Sequence[Settlement]) -> dict[str, list[Settlement]]:
+    """Settlements grouped by workspace (one cluster slot each), in order within each."""
+    groups: dict[str, list[Settlement]] = {}
+    for settlement in settlements:
+        groups.setdefault(settlement.record.workspace_id, []).append(settlement)
+    return groups
+
+
+class RedisLedger(RedisReplication):
     """Ledger operations and usage records on the workspace's hash-tagged keys."""
 
     async def reserve(self, reservation: Reservation) -> ReserveOutcome:
@@ -144,18 +161,16 @@ class RedisLedger(RedisBase):
         return reserve_outcome(reservation, raw)
 
     def commit(self, settlements: Sequence[Settlement]) -> list[Alert]:
-        script = self._script("commit", COMMIT)
+        """One COMMIT call per workspace and ``CHUNK``, each followed by the replica check;
+        raises ``StoreUnavailable`` if any fails (replaying the whole batch is safe)."""
         alerts: list[Alert] = []
-        for start in range(0, len(settlements), CHUNK):
-            batch = settlements[start : start + CHUNK]
-            with self._guard():
-                pipe = self._client.pipeline(transaction=False)
-                for settlement in batch:
-                    args = commit_args(settlement)
-                    script(keys=[args[0] + "usage"], args=args, client=pipe)
-                results = pipe.execute()
-            for settlement, raw in zip(batch, results, strict=True):
-                alerts += commit_alerts(settlement.record.workspace_id, raw)
+        for workspace_id, group in by_workspace(settlements).items():
+            key = keys.prefix(workspace_id) + "usage"
+            for start in range(0, len(group), CHUNK):
+                args = commit_args(workspace_id, group[start : start + CHUNK])
+                with self._guard(), self._replicated(key):
+                    raw = self._script("commit", COMMIT)(keys=[key], args=args)
+                alerts += commit_alerts(workspace_id, raw)
         return alerts
 
     def insert_usage(self, records: Sequence[UsageRecord]) -> None:

@@ -171,52 +171,66 @@ _LEVELS = ", ".join(str(level) for level in ALERT_LEVELS)
 COMMIT = (
     _COMMON
     + f"""
-local p, rid, record, created, resv, wallet = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
--- Exactly once per request id: a replayed settlement finds its record and changes nothing.
-if redis.call('HSETNX', p .. 'usage', rid, record) == 0 then return {{}} end
-local seq = redis.call('INCR', p .. 'seq')
-redis.call('ZADD', p .. 'usage:time', 0, created .. '\\0' .. string.format('%016d', seq) .. rid)
+-- A batch of one workspace's settlements in one call (ARGV[2] of them, each laid out as
+-- ``redis_ledger.settlement_args``): one call per workspace per batch, on a cluster as on one
+-- server. Exactly once per request id: a replayed settlement finds its record and is skipped.
+local p, n = ARGV[1], tonumber(ARGV[2])
 local now = clock()
-if resv ~= '' then release(p, resv) end
-
 local alerts = {{}}
 local levels = {{{_LEVELS}}}
-local i = 7
-local nb = tonumber(ARGV[i]); i = i + 1
-for b = 1, nb do
-  local budget, counter, amount, limit = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  i = i + 4
-  local key = p .. 'budget:' .. counter
-  local after = redis.call('HINCRBY', key, 'spend', amount)
-  local fired = num(redis.call('HGET', key, 'alerts'))
-  for bit, level in ipairs(levels) do
-    local flag = 2 ^ (bit - 1)
-    if math.floor(fired / flag) % 2 == 0 and after * 100 >= level * limit then
-      fired = fired + flag
-      for _, v in ipairs({{budget, counter, level, after, limit}}) do alerts[#alerts + 1] = v end
+local i = 3
+for _ = 1, n do
+  local rid, record, created, resv, wallet = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+                                             ARGV[i + 4]
+  local b0 = i + 6
+  local nb = tonumber(ARGV[i + 5])
+  local t0 = b0 + 4 * nb + 1
+  local nt = tonumber(ARGV[t0 - 1])
+  i = t0 + 2 * nt
+  if redis.call('HSETNX', p .. 'usage', rid, record) == 1 then
+    local seq = redis.call('INCR', p .. 'seq')
+    local member = created .. '\\0' .. string.format('%016d', seq) .. rid
+    redis.call('ZADD', p .. 'usage:time', 0, member)
+    if resv ~= '' then release(p, resv) end
+
+    for b = 0, nb - 1 do
+      local k = b0 + 4 * b
+      local budget, counter, amount = ARGV[k], ARGV[k + 1], ARGV[k + 2]
+      local limit = tonumber(ARGV[k + 3])
+      local key = p .. 'budget:' .. counter
+      local after = redis.call('HINCRBY', key, 'spend', amount)
+      local fired = num(redis.call('HGET', key, 'alerts'))
+      for bit, level in ipairs(levels) do
+        local flag = 2 ^ (bit - 1)
+        if math.floor(fired / flag) % 2 == 0 and after * 100 >= level * limit then
+          fired = fired + flag
+          for _, v in ipairs({{budget, counter, level, after, limit}}) do
+            alerts[#alerts + 1] = v
+          end
+        end
+      end
+      redis.call('HSET', key, 'alerts', int(fired))
     end
-  end
-  redis.call('HSET', key, 'alerts', int(fired))
-end
 
-if tonumber(wallet) ~= 0 then
-  local v = redis.call('HMGET', p .. 'wallet', 'balance', 'tier')
-  if v[2] == 'prepaid' then
-    redis.call('HSET', p .. 'wallet', 'balance', int(math.max(0, num(v[1]) - tonumber(wallet))))
-  end
-end
+    if tonumber(wallet) ~= 0 then
+      local v = redis.call('HMGET', p .. 'wallet', 'balance', 'tier')
+      if v[2] == 'prepaid' then
+        local left = math.max(0, num(v[1]) - tonumber(wallet))
+        redis.call('HSET', p .. 'wallet', 'balance', int(left))
+      end
+    end
 
-local nt = tonumber(ARGV[i]); i = i + 1
-for t = 1, nt do
-  local lim, tokens = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  if resv ~= '' then
-    local at = redis.call('ZSCORE', p .. 'win:' .. lim, resv)
-    if at and tonumber(at) > now - WINDOW then
-      local h, s = p .. 'wtok:' .. lim, p .. 'wsum:' .. lim
-      local prev = num(redis.call('HGET', h, resv))
-      redis.call('HSET', h, resv, tokens)
-      redis.call('INCRBY', s, int(tonumber(tokens) - prev))
+    for t = 0, nt - 1 do
+      local lim, tokens = ARGV[t0 + 2 * t], ARGV[t0 + 2 * t + 1]
+      if resv ~= '' then
+        local at = redis.call('ZSCORE', p .. 'win:' .. lim, resv)
+        if at and tonumber(at) > now - WINDOW then
+          local h, s = p .. 'wtok:' .. lim, p .. 'wsum:' .. lim
+          local prev = num(redis.call('HGET', h, resv))
+          redis.call('HSET', h, resv, tokens)
+          redis.call('INCRBY', s, int(tonumber(tokens) - prev))
+        end
+      end
     end
   end
 end
@@ -242,6 +256,33 @@ REPLACE = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
+"""
+
+LIST = """
+-- An ordered collection's records, oldest first (ids without a record are skipped).
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+local out = {}
+for i = 1, #ids, 256 do
+  local values = redis.call('HMGET', KEYS[1], unpack(ids, i, math.min(i + 255, #ids)))
+  for _, v in ipairs(values) do
+    if v then out[#out + 1] = v end
+  end
+end
+return out
+"""
+
+EXCHANGE_HEALTH = """
+-- Publish this process's snapshot, forget expired ones, and return all (field, value, ...).
+-- KEYS: data hash, expiry zset; ARGV: process id, snapshot, now, this snapshot's expiry.
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+for i = 1, #stale, 256 do
+  local chunk = {unpack(stale, i, math.min(i + 255, #stale))}
+  redis.call('HDEL', KEYS[1], unpack(chunk))
+  redis.call('ZREM', KEYS[2], unpack(chunk))
+end
+return redis.call('HGETALL', KEYS[1])
 """
 
 DELETE = """

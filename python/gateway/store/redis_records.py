@@ -2,10 +2,10 @@
 
 Records are msgspec JSON, as in the SQLite store. A workspace's collections are an id → JSON
 hash beside a zset of creation sequence numbers, so lists come back oldest first like SQLite's
-``ORDER BY rowid``; creating, replacing and deleting are small scripts, each atomic on one
-workspace's slot. Key lookups by hash go through a global pointer ``rg:keyhash:<hash>`` →
-``[workspace id, key id]``: the record itself lives only in its workspace, so revoking it
-there is seen by the very next lookup.
+``ORDER BY rowid``; listing, creating, replacing and deleting are small scripts, each atomic
+on one workspace's slot (so each is one call on a Redis Cluster too). Key lookups by hash go
+through a global pointer ``rg:keyhash:<hash>`` → ``[workspace id, key id]``: the record
+itself lives only in its workspace, so revoking it there is seen by the very next lookup.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gateway.routing_options import RoutingOptions
 from gateway.store import redis_keys as keys
 from gateway.store.records import ApiKey, Budget, ProviderKey, Workspace
 from gateway.store.redis_base import RedisBase, text
-from gateway.store.redis_lua import DELETE, INSERT, REPLACE
+from gateway.store.redis_lua import DELETE, INSERT, LIST, REPLACE
 
 R = TypeVar("R", bound=msgspec.Struct)
 _encoder = msgspec.json.Encoder()
@@ -50,12 +50,10 @@ class RedisRecords(RedisBase):
                 raise DuplicateRecord(f"a record with id {record_id!r} exists already")
 
     def _list(self, where: keys.Collection, kind: type[R]) -> list[R]:
+        """One script (a consistent view on any topology: no MULTI across a cluster client)."""
         with self._guard():
-            pipe = self._client.pipeline(transaction=True)
-            pipe.zrange(where.order, 0, -1)
-            pipe.hgetall(where.records)
-            order, records = pipe.execute()
-        return [msgspec.json.decode(records[i], type=kind) for i in order if i in records]
+            raws = self._script("list", LIST)(keys=[where.records, where.order])
+        return [msgspec.json.decode(raw, type=kind) for raw in raws]
 
     def _get(self, where: keys.Collection, record_id: str, kind: type[R]) -> R | None:
         with self._guard():
