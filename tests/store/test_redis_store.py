@@ -30,6 +30,7 @@ from store.factories import (
     settlement,
     workspace,
 )
+from support.redis_cluster import RedisClusterServer
 from support.redis_server import RedisServer, start_redis
 
 DOLLAR = 1_000_000
@@ -299,5 +300,26 @@ def test_an_error_the_server_answers_is_a_fault_not_an_outage(
         assert not isinstance(caught.value, StoreUnavailable)
         with pytest.raises(StoreFault):
             store.get_billing(ws)
+    finally:
+        store.close()
+
+
+def test_one_node_of_a_cluster_is_enough_to_start(
+    clean_cluster: RedisClusterServer, loop: asyncio.AbstractEventLoop
+) -> None:
+    """``redis+cluster://<any one node>``: the client finds the other masters itself, and
+    every workspace's writes and reservations go to the master serving its slot."""
+    store = open_store(clean_cluster.seed_url, Path("."))
+    try:
+        assert isinstance(store, RedisStore)
+        spread = [workspace() for _ in range(12)]  # hash tags over several masters
+        for w in spread:
+            store.create_workspace(w)
+            outcome = loop.run_until_complete(store.reserve(reservation(w.id, wallet=1)))
+            assert outcome.granted
+            store.commit([settlement(w.id, None)])
+        assert {w.id for w in store.list_workspaces()} >= {w.id for w in spread}
+        slots = {key_slot(prefix(w.id).encode()) // 5462 for w in spread}
+        assert len(slots) > 1, "the workspaces all landed on one master"
     finally:
         store.close()

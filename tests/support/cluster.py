@@ -432,8 +432,14 @@ class StoreReader:
         ``scan_iter`` walks every master, and each key is read from the master serving it."""
         assert self.redis_url is not None
         if self.redis_url.startswith("redis+cluster://"):
-            host, port = self.redis_url.removeprefix("redis+cluster://").split(",")[0].split(":")
-            return redis.cluster.RedisCluster(host=host, port=int(port), socket_timeout=5)
+            seeds = [
+                redis.cluster.ClusterNode(host, int(port))  # type: ignore[no-untyped-call]
+                for host, port in (
+                    node.split(":")
+                    for node in self.redis_url.removeprefix("redis+cluster://").split(",")
+                )
+            ]
+            return redis.cluster.RedisCluster(startup_nodes=seeds, socket_timeout=5)
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
     def usage_records(self, workspace_id: str) -> list[dict[str, Any]]:

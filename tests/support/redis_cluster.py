@@ -72,7 +72,8 @@ def _info(port: int) -> dict[str, str]:
 
 
 class RedisClusterServer:
-    """Six nodes; ``ports`` and ``procs`` by port; ``url`` names one seed node only."""
+    """Six nodes; ``ports`` and ``procs`` by port. ``url`` names every node as a seed (so a
+    client that starts after a failover finds a live one), ``seed_url`` one node only."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -80,6 +81,10 @@ class RedisClusterServer:
 
     @property
     def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in sorted(self.procs))
+
+    @property
+    def seed_url(self) -> str:
         return f"redis+cluster://127.0.0.1:{min(self.procs)}"
 
     def _command(self, port: int) -> list[str]:
