@@ -4,6 +4,7 @@ router, store, key cache, provider clients, usage writer. Passed explicitly, nev
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from gateway.auth import KeyResolver, check_ip, derive_hash_key, extract_secret, require_scope
@@ -22,6 +23,7 @@ from gateway.http import Request
 from gateway.providers import ProviderPool
 from gateway.routing import Router, RoutingTable
 from gateway.routing_options import DataPolicy, RoutingOptions
+from gateway.secrets_held import hold, hold_for_request
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.records import ApiKey, Scope
@@ -62,6 +64,12 @@ class Context:
                 catalog.usable_providers[index] = False
         store = open_store(settings.store_url(config), settings.data_dir)
         master_key = load_master_key(settings.data_dir)
+        hold(
+            *(os.environ.get(p.api_key_env or "", "").strip() for p in config.providers),
+            settings.admin_key,
+            os.environ.get("ROUTEGATE_MASTER_KEY"),
+            master_key.hex(),
+        )
         hash_key = derive_hash_key(master_key)
         fail_open = config.defaults.store_unavailable == "open"
         pool = ProviderPool(catalog)
@@ -102,7 +110,9 @@ class Context:
     def authenticate(self, request: Request, scope: Scope) -> ApiKey:
         """The caller's key, if it may be used from the request's address (SPEC §7 IP
         allow-list, 403 ``ip_not_allowed``) and carries ``scope``."""
-        key = self.keys.resolve(extract_secret(request.headers))
+        secret = extract_secret(request.headers)
+        key = self.keys.resolve(secret)
+        hold_for_request(secret)
         check_ip(key, request.client_ip)
         require_scope(key, scope)
         return key
