@@ -165,6 +165,14 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     cooldown_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # open → one probe after this
 
 
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``allow_private_targets``: may budget alert webhooks go to loopback, link-local or
+    private addresses (docs/governance.md, "Alert webhooks")? Off: a workspace admin must not
+    make the gateway POST into its own network."""
+
+    allow_private_targets: bool = False
+
+
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit,
     and what to do when the store is unreachable (``closed``: 503; ``open``: serve ungoverned,
@@ -175,6 +183,7 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 * 1024 * 1024
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     store_unavailable: Literal["closed", "open"] = "closed"
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -95,7 +95,13 @@ class Context:
             dispatcher=Dispatcher(pool, health, byok),
             health=health,
             usage=UsageWriter(
-                settings.data_dir / "spool", store.commit, AlertSender(store, master_key).send
+                settings.data_dir / "spool",
+                store.commit,
+                AlertSender(
+                    store,
+                    master_key,
+                    allow_private=config.defaults.webhooks.allow_private_targets,
+                ).send,
             ),
             hash_key=hash_key,
             baseline_model=baseline.id,
