@@ -30,6 +30,7 @@ from support.upstream import Reply, ScriptedStream, Status, UpstreamServer, stre
 OA_KEY = new_secret("sk-proj-")
 AN_KEY = new_secret("sk-ant-api03-")
 BYOK_KEYS: list[str] = []
+EMBED: dict[str, Any] = {"price_in": 0.02, "price_out": 0.0, "capabilities": ["embeddings"]}
 MODELS = {  # (format, key source) -> model
     ("openai", "platform"): "gpt-4o",
     ("openai", "byok"): "gpt-4o-mini",
@@ -84,6 +85,8 @@ def gw(
         [
             offer("gpt-4o", "oa", "up-gpt-4o"),
             offer("gpt-4o-mini", "oa-byok", "up-gpt-4o-mini"),
+            offer("text-embedding-3-small", "oa", "up-embed", **EMBED),
+            offer("text-embedding-3-large", "oa-byok", "up-embed", **EMBED),
             offer("claude-sonnet-4", "an", "claude-sonnet-4-20250514"),
             offer("claude-3-5-haiku", "an-byok", "claude-3-5-haiku-20241022"),
         ],
@@ -114,17 +117,18 @@ def fragments_in(text: str, key: str) -> list[str]:
     return sorted(f for f in fragments(key) if f in folded)
 
 
-def echo(key: str) -> str:
-    """How providers quote a key: shortened, upper-cased, cut, and whole at character 485."""
+def echo(key: str, *others: str) -> str:
+    """How providers quote a key: shortened, upper-cased, cut, and whole at character 485;
+    ``others`` (secrets the upstream never saw, such as gateway keys) quoted up front."""
     head = (
-        f"Incorrect API key provided: {key[:12]}********{key[-4:]}. "
+        "".join(f"[{other.upper()}] " for other in others)
+        + f"Incorrect API key provided: {key[:12]}********{key[-4:]}. "
         f"Sent as {key.upper()}; first 20: {key[:20]}. "
     )
     return head.ljust(485, ".") + key + " is not valid."
 
 
-def _answer(fmt: str, failure: str, key: str) -> Status | ScriptedStream:
-    message = echo(key)
+def _answer(fmt: str, failure: str, message: str) -> Status | ScriptedStream:
     if failure != "midstream":
         status = int(failure)
         if fmt == "anthropic":
@@ -192,7 +196,7 @@ def test_an_echoed_key_never_leaves_the_gateway(
                 json={"provider": provider, "key": key},
             )
             assert resp.status_code == 201, resp.text
-        up.enqueue(_answer(fmt, failure, key))
+        up.enqueue(_answer(fmt, failure, echo(key, tenant_key, admin_key)))
         stream = failure == "midstream"
         body: dict[str, Any] = {
             "model": MODELS[(fmt, source)],
@@ -214,5 +218,38 @@ def test_an_echoed_key_never_leaves_the_gateway(
         assert "Incorrect API key provided" in resp.text  # the message itself survives
         record = _usage_record(http, workspace_id, resp.headers["x-request-id"])
         assert fragments_in(record, key) == [], record
-        assert fragments_in(record + seen, tenant_key) == []
+        for secret in (tenant_key, admin_key):  # the caller's own key, the admin key
+            assert fragments_in(record + seen, secret) == [], resp.text
+    assert fragments_in(gw.log_text(), key) == [], gw.log_tail(40)
+    assert fragments_in(gw.log_text(), tenant_key) == [], gw.log_tail(40)
+
+
+@pytest.mark.parametrize("source", ["platform", "byok"])
+def test_an_echoed_key_never_leaves_embeddings(
+    gw: GatewayProcess,
+    ups: dict[str, UpstreamServer],
+    admin_key: str,
+    request: pytest.FixtureRequest,
+    source: str,
+) -> None:
+    up = ups["openai"]
+    up.reset()
+    workspace_id, tenant_key = _tenant(gw, admin_key, request.node.name)
+    key, model = OA_KEY, "text-embedding-3-small"
+    with gw.http(tenant_key, timeout=30) as http:
+        if source == "byok":
+            key, model = new_secret("sk-proj-"), "text-embedding-3-large"
+            BYOK_KEYS.append(key)
+            resp = http.post(
+                f"/v1/workspaces/{workspace_id}/provider-keys",
+                json={"provider": "oa-byok", "key": key},
+            )
+            assert resp.status_code == 201, resp.text
+        up.enqueue(_answer("openai", "401", echo(key, tenant_key, admin_key)))
+        resp = http.post("/v1/embeddings", json={"model": model, "input": "hello"})
+        assert resp.status_code >= 400, resp.text
+        assert "Incorrect API key provided" in resp.text
+        record = _usage_record(http, workspace_id, resp.headers["x-request-id"])
+        for secret in (key, tenant_key, admin_key):
+            assert fragments_in(resp.text + record, secret) == [], resp.text
     assert fragments_in(gw.log_text(), key) == [], gw.log_tail(40)
