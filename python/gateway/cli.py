@@ -21,6 +21,7 @@ from gateway import cli_admin
 from gateway.auth import derive_hash_key, hash_secret, new_key_record, utc_now
 from gateway.bench import main as bench_main
 from gateway.config import Config, ConfigError, load_config
+from gateway.private_files import private_dir
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.records import Scope, Workspace
@@ -105,6 +106,7 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["ROUTEGATE_DATA_DIR"] = str(Path(args.data_dir).resolve())
     settings = Settings.from_env()
     os.environ["ROUTEGATE_DATA_DIR"] = str(settings.data_dir)
+    private_dir(settings.data_dir)
     config = _load_or_report(settings.load_config)
     if config is None:
         return 1

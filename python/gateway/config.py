@@ -176,6 +176,14 @@ class StorePool(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     wait_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
 
 
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``allow_private_targets``: may budget alert webhooks go to loopback, link-local or
+    private addresses (docs/governance.md, "Alert webhooks")? Off: a workspace admin must not
+    make the gateway POST into its own network."""
+
+    allow_private_targets: bool = False
+
+
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Gateway-wide defaults: the savings baseline, the routing base layer, the body limit
     and read timeout, and what to do when the store is unreachable (``closed``: 503;
@@ -188,6 +196,7 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
     store_unavailable: Literal["closed", "open"] = "closed"
     store_pool: StorePool = msgspec.field(default_factory=StorePool)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

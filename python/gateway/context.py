@@ -4,6 +4,7 @@ router, store, key cache, provider clients, usage writer. Passed explicitly, nev
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from gateway.auth import KeyResolver, check_ip, derive_hash_key, extract_secret, require_scope
@@ -24,6 +25,7 @@ from gateway.providers import ProviderPool
 from gateway.routing import Router, RoutingTable
 from gateway.routing.planner import PromptFacts, RoutePlan
 from gateway.routing_options import DataPolicy, RoutingOptions
+from gateway.secrets_held import hold, hold_for_request
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.records import ApiKey, Scope
@@ -72,6 +74,12 @@ class Context:
             settings.store_url(config), settings.data_dir, config.defaults.store_pool
         )
         master_key = load_master_key(settings.data_dir)
+        hold(
+            *(os.environ.get(p.api_key_env or "", "").strip() for p in config.providers),
+            settings.admin_key,
+            os.environ.get("ROUTEGATE_MASTER_KEY"),
+            master_key.hex(),
+        )
         hash_key = derive_hash_key(master_key)
         fail_open = config.defaults.store_unavailable == "open"
         pool = ProviderPool(catalog)
@@ -98,7 +106,13 @@ class Context:
             dispatcher=Dispatcher(pool, health, byok),
             health=health,
             usage=UsageWriter(
-                settings.data_dir / "spool", store.commit, AlertSender(store, master_key).send
+                settings.data_dir / "spool",
+                store.commit,
+                AlertSender(
+                    store,
+                    master_key,
+                    allow_private=config.defaults.webhooks.allow_private_targets,
+                ).send,
             ),
             hash_key=hash_key,
             baseline_model=baseline.id,
@@ -115,7 +129,9 @@ class Context:
     async def authenticate(self, request: Request, scope: Scope) -> ApiKey:
         """The caller's key, if it may be used from the request's address (SPEC §7 IP
         allow-list, 403 ``ip_not_allowed``) and carries ``scope``."""
-        key = await self.keys.aresolve(extract_secret(request.headers))
+        secret = extract_secret(request.headers)
+        key = await self.keys.aresolve(secret)
+        hold_for_request(secret)
         check_ip(key, request.client_ip)
         require_scope(key, scope)
         return key
@@ -123,7 +139,9 @@ class Context:
     def authenticate_blocking(self, request: Request, scope: Scope) -> ApiKey:
         """``authenticate`` for the management handlers' helpers, which run off the event loop
         (``app.ON_LOOP``): a cache miss reads the store in this thread."""
-        key = self.keys.resolve(extract_secret(request.headers))
+        secret = extract_secret(request.headers)
+        key = self.keys.resolve(secret)
+        hold_for_request(secret)
         check_ip(key, request.client_ip)
         require_scope(key, scope)
         return key

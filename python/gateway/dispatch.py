@@ -35,6 +35,7 @@ from gateway.errors import (
 from gateway.health import HealthTracker
 from gateway.providers import AttemptFailure, Provider, ProviderPool
 from gateway.routing.planner import RoutePlan
+from gateway.secrets_held import hold_for_request
 
 if TYPE_CHECKING:
     from gateway.byok_keys import ByokKeyring
@@ -97,6 +98,7 @@ class Dispatcher:
         if self.byok is None or plan.workspace_id is None:
             return None
         secret = self.byok.secret(plan.workspace_id, provider_id)
+        hold_for_request(secret)
         return None if secret is None else self.pool.keyed(provider_id, secret)
 
     async def run(

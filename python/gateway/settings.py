@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import Config, load_config
+from gateway.private_files import private_dir
 
 DEFAULT_STORE = "sqlite:///./routegate.db"
 MASTER_KEY_FILE = "master.key"
@@ -51,7 +52,7 @@ def load_master_key(data_dir: Path, environ: Mapping[str, str] | None = None) ->
         return hashlib.sha256(configured.encode()).digest()
     path = data_dir / MASTER_KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process made it first

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import msgspec
 
+from gateway.private_files import private_dir
 from gateway.store.ledger import Settlement
 
 log = logging.getLogger("routegate.usage")
@@ -77,8 +78,7 @@ class Spool:
         self.root = root
         name = f"{os.getpid()}-{secrets.token_hex(4)}"
         # Locked under a hidden name first, so no scan can mistake it for an orphan.
-        staging = root / f".{name}"
-        staging.mkdir(parents=True, exist_ok=True)
+        staging = private_dir(private_dir(root) / f".{name}")
         self._lock_fd = os.open(staging / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.directory = root / name

@@ -141,7 +141,13 @@ def cluster(
     request: pytest.FixtureRequest, module_clusters: ClusterFactory, module_meter: UpstreamServer
 ) -> Iterator[Cluster]:
     backend: Backend = request.param
-    yield module_clusters(backend, module_meter, name=f"sec-{backend}", **TOPOLOGY[backend])
+    yield module_clusters(
+        backend,
+        module_meter,
+        name=f"sec-{backend}",
+        defaults={"webhooks": {"allow_private_targets": True}},  # the receiver is on loopback
+        **TOPOLOGY[backend],
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ Rules the struct cannot say, each a 400 naming its field:
 - ``scope_type`` defaults to ``workspace``. ``scope_id`` is required for, and only allowed
   with, ``api_key``, and must name a key of this workspace; ``scope_provider`` likewise for
   ``byok_provider``, and must name a configured provider (an alias is stored as its id).
-- ``limit_usd`` is above 0 and at most 1e9; ``alert_webhook`` an absolute http(s) URL.
+- ``limit_usd`` is above 0 and at most 1e9; ``alert_webhook`` an absolute http(s) URL whose
+  host resolves to public addresses only, unless ``defaults.webhooks.allow_private_targets``.
 - PATCH changes ``limit_usd``, ``enforce``, ``include_byok`` and ``alert_webhook`` (null
   clears it). The scope and the period are what the spend counter means, so they are fixed:
   create another budget instead.
@@ -31,6 +32,7 @@ from gateway.api.management import admin_workspace
 from gateway.auth import utc_now
 from gateway.context import Context
 from gateway.errors import InvalidRequest, MissingParameter, NotFound
+from gateway.governance.webhook_target import RefusedTarget, screen
 from gateway.http import Request, Response, json_response
 from gateway.schemas import decode_object
 from gateway.store.records import Budget, BudgetPeriod, BudgetScope
@@ -59,8 +61,9 @@ class BudgetPatch(msgspec.Struct, kw_only=True):
     alert_webhook: Webhook | msgspec.UnsetType | None = msgspec.UNSET
 
 
-def webhook_url(value: str | None) -> str | None:
-    """An absolute http(s) URL with a host; 400 naming ``alert_webhook`` otherwise."""
+def webhook_url(value: str | None, *, allow_private: bool = False) -> str | None:
+    """An absolute http(s) URL with a host that resolves to public addresses only (unless
+    ``defaults.webhooks.allow_private_targets``); 400 naming ``alert_webhook`` otherwise."""
     if value is None:
         return None
     parts = urlsplit(value)
@@ -72,6 +75,12 @@ def webhook_url(value: str | None) -> str | None:
         raise InvalidRequest(
             "'alert_webhook' must be an absolute http:// or https:// URL.", param="alert_webhook"
         )
+    try:
+        screen(value, allow_private)
+    except RefusedTarget as refused:
+        raise InvalidRequest(
+            f"'alert_webhook' must be a public address: {refused}.", param="alert_webhook"
+        ) from None
     return value
 
 
@@ -117,13 +126,15 @@ def add_budget(deps: AdminDeps, workspace_id: str, data: Mapping[str, object]) -
         scope_provider=scope_provider,
         enforce=body.enforce,
         include_byok=body.include_byok,
-        alert_webhook=webhook_url(body.alert_webhook),
+        alert_webhook=webhook_url(
+            body.alert_webhook, allow_private=deps.config.defaults.webhooks.allow_private_targets
+        ),
     )
     deps.store.create_budget(budget)
     return budget
 
 
-def changed(budget: Budget, data: Mapping[str, object]) -> Budget:
+def changed(budget: Budget, data: Mapping[str, object], *, allow_private: bool = False) -> Budget:
     """The budget with a PATCH body applied; 400 for a field fixed at creation."""
     for field in FIXED_FIELDS:
         if field in data:
@@ -137,7 +148,7 @@ def changed(budget: Budget, data: Mapping[str, object]) -> Budget:
         if (value := getattr(body, field)) is not msgspec.UNSET
     }
     if isinstance(body.alert_webhook, str):
-        changes["alert_webhook"] = webhook_url(body.alert_webhook)
+        changes["alert_webhook"] = webhook_url(body.alert_webhook, allow_private=allow_private)
     return msgspec.structs.replace(budget, **changes)
 
 
@@ -186,7 +197,8 @@ async def get_budget(ctx: Context, request: Request) -> Response:
 async def patch_budget(ctx: Context, request: Request) -> Response:
     workspace = admin_workspace(ctx, request)
     budget = budget_in(ctx, workspace.id, request.path_params["budget_id"])
-    updated = changed(budget, decode_object(request.body))
+    allow_private = ctx.config.defaults.webhooks.allow_private_targets
+    updated = changed(budget, decode_object(request.body), allow_private=allow_private)
     ctx.store.update_budget(updated)
     ctx.rules.invalidate(workspace.id)
     return json_response(view(ctx, updated))

@@ -24,6 +24,7 @@ from gateway.api.outcome import Outcome
 from gateway.errors import GatewayError, ProviderError, ProviderTimeout, provider_headers
 from gateway.metering import Usage
 from gateway.providers import AttemptFailure, UpstreamStream
+from gateway.secrets_held import scrub
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -124,10 +125,10 @@ def _stream_failure(provider: str, relay: Relay) -> GatewayError | None:
             detail = _decoder.decode(relay.error)
             inner = detail.get("error") if isinstance(detail, dict) else None
             if isinstance(inner, dict) and inner.get("message"):
-                message = str(inner["message"])[:500]
+                message = str(inner["message"])
         except msgspec.DecodeError:
             pass
-        return ProviderError(f"Provider '{provider}': {message}")
+        return ProviderError(f"Provider '{provider}': {scrub(message)}")
     if not relay.done and relay.finish_reason is None:
         return ProviderError(f"Provider '{provider}': the stream ended before the answer did.")
     return None

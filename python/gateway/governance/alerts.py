@@ -4,7 +4,8 @@ The store reports each alert level once per budget period (``commit`` sets a bit
 atomically), so every gateway process together sends each alert exactly once. Webhooks go
 out from a short-lived thread so a slow receiver never holds up usage commits. The body is
 signed with HMAC-SHA256 under a per-workspace key derived from the master key
-(``X-Routegate-Signature: sha256=<hex>``).
+(``X-Routegate-Signature: sha256=<hex>``). Targets outside the public internet are refused
+unless the config allows them (``webhook_target``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import hashlib
 import hmac
 import logging
 import threading
-import urllib.request
+from urllib.parse import urlsplit
 
 import msgspec
 
+from gateway.governance.webhook_target import post
+from gateway.secrets_held import scrub
 from gateway.store import Store
 from gateway.store.ledger import MICRO, Alert
 
@@ -33,9 +36,10 @@ def sign(key: bytes, body: bytes) -> str:
 
 
 class AlertSender:
-    def __init__(self, store: Store, master_key: bytes) -> None:
+    def __init__(self, store: Store, master_key: bytes, *, allow_private: bool = False) -> None:
         self._store = store
         self._master_key = master_key
+        self._allow_private = allow_private
 
     def send(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -66,19 +70,18 @@ class AlertSender:
                 )
                 signature = sign(webhook_key(self._master_key, alert.workspace_id), body)
                 threading.Thread(
-                    target=_post, args=(budget.alert_webhook, body, signature), daemon=True
+                    target=_post,
+                    args=(budget.alert_webhook, body, signature, self._allow_private),
+                    daemon=True,
                 ).start()
 
 
-def _post(url: str, body: bytes, signature: str) -> None:
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"content-type": "application/json", "x-routegate-signature": signature},
-    )
+def _post(url: str, body: bytes, signature: str, allow_private: bool) -> None:
+    headers = {"content-type": "application/json", "x-routegate-signature": signature}
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.hostname}"  # the path may carry a token: never logged
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S):
-            pass
+        post(url, body, headers, allow_private, WEBHOOK_TIMEOUT_S)
     except Exception as error:
-        log.warning("budget alert webhook failed: %s", type(error).__name__)
+        detail = scrub(f"{type(error).__name__}: {error}")
+        log.warning("budget alert webhook to %s failed: %s", where, detail)

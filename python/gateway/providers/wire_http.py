@@ -7,8 +7,8 @@ headers and the first body byte; ``stall`` applies only between body chunks afte
 short ``stall`` never cuts the wait for the first byte). Every client-library exception
 becomes an ``AttemptFailure``. Error bodies are read
 as ``{"error": {"message", "type"?, "status"?}}``: OpenAI's, Anthropic's
-``{"type": "error", "error": {…}}`` and Google's shapes all fit. The provider key is
-redacted from any message kept.
+``{"type": "error", "error": {…}}`` and Google's shapes all fit. Every secret the gateway
+holds, this client's key included, is masked in any message kept (``secrets_held.scrub``).
 
 A BYOK attempt uses a ``view``: a client for one attempt that sends the workspace's key
 instead of the platform key and shares the platform client's session (its connection pool),
@@ -26,9 +26,9 @@ import msgspec
 
 from gateway.config import ProviderConfig
 from gateway.providers.base import AttemptFailure, FailureKind, UpstreamStream, Wire
+from gateway.secrets_held import scrub
 
 _encoder = msgspec.json.Encoder()
-_MAX_MESSAGE = 500
 # Error types that mean "the provider is overloaded or broken", whatever the status says.
 _SERVER_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "UNAVAILABLE", "INTERNAL"})
 
@@ -102,8 +102,8 @@ class WireClient:
         return self._session
 
     def redact(self, text: str) -> str:
-        text = text[:_MAX_MESSAGE]
-        return text.replace(self._api_key, "***") if self._api_key else text
+        """``text`` with every held secret and this client's key masked, then cut."""
+        return scrub(text, self._api_key)
 
     def failure(self, status: int, retry_after: str | None, body: bytes) -> AttemptFailure:
         message = f"upstream answered HTTP {status}"

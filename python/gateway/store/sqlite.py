@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
+from gateway.private_files import PRIVATE_DIR, private_file
 from gateway.store.health_snapshots import HEALTH_SCHEMA, SqliteHealthSnapshots
 from gateway.store.ledger import StoreUnavailable
 from gateway.store.records import ApiKey, Workspace
@@ -44,7 +45,8 @@ class SqliteStore(
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.path).parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            private_file(Path(self.path))
         self._lock = StoreLock("SQLite store")
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout = 10000")
