@@ -130,21 +130,13 @@ class Context:
         """The caller's key, if it may be used from the request's address (SPEC §7 IP
         allow-list, 403 ``ip_not_allowed``) and carries ``scope``."""
         secret = extract_secret(request.headers)
-        key = await self.keys.aresolve(secret)
-        hold_for_request(secret)
-        check_ip(key, request.client_ip)
-        require_scope(key, scope)
-        return key
+        return _usable_here(await self.keys.aresolve(secret), secret, request, scope)
 
     def authenticate_blocking(self, request: Request, scope: Scope) -> ApiKey:
         """``authenticate`` for the management handlers' helpers, which run off the event loop
         (``app.ON_LOOP``): a cache miss reads the store in this thread."""
         secret = extract_secret(request.headers)
-        key = self.keys.resolve(secret)
-        hold_for_request(secret)
-        check_ip(key, request.client_ip)
-        require_scope(key, scope)
-        return key
+        return _usable_here(self.keys.resolve(secret), secret, request, scope)
 
     async def routing_layers(
         self, key: ApiKey, policy_header: str | None
@@ -224,3 +216,12 @@ class Context:
         self.offload.close()
         self.admin_offload.close()
         self.store.close()
+
+
+def _usable_here(key: ApiKey, secret: str, request: Request, scope: Scope) -> ApiKey:
+    """The key, if it may be used from the request's address and carries ``scope``; its
+    secret is held for the request (masked in any upstream message, ``secrets_held``)."""
+    hold_for_request(secret)
+    check_ip(key, request.client_ip)
+    require_scope(key, scope)
+    return key

@@ -189,18 +189,20 @@ class Admitter:
             wallet=wallet,
             limits=limits,
         )
+        held_by_store = True
         try:
             outcome = await self._store.reserve(reservation)
         except StoreUnavailable as error:
             outcome = self._unavailable(reservation, rules, error)
+            held_by_store = False  # granted locally: the store has nothing to release
         else:
-            admission.reservation_id = reservation.id
             if self._outage.active:
                 self._outage.reset()
         admission.headers = _headers(admission.counters, reservation, outcome)
         if not outcome.granted:
-            admission.reservation_id = None
             raise _denial_error(admission, outcome)
+        if held_by_store:
+            admission.reservation_id = reservation.id
         return admission
 
     def _unavailable(

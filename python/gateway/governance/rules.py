@@ -43,12 +43,12 @@ class Rules:
         return self.workspace.max_cost_per_request if self.workspace else None
 
 
-NO_RULES = Rules(workspace=None, budgets=(), tier="postpaid")
 
 
 class RulesCache(ReadThroughCache[str, Rules]):
     """workspace id → ``Rules``. With ``stale_ok`` (fail-open) an unreachable store serves the
-    last rules seen (or none) instead of raising ``StoreUnavailable``."""
+    last rules seen instead of raising ``StoreUnavailable`` (which it still raises for a
+    workspace whose rules were never read)."""
 
     def __init__(
         self,
@@ -72,4 +72,6 @@ class RulesCache(ReadThroughCache[str, Rules]):
                 wallet_free=billing.balance_microdollars - billing.reserved_microdollars,
             )
 
-        super().__init__(load, fallback=NO_RULES, stale_ok=stale_ok, ttl_s=ttl_s, offload=offload)
+        # No fallback: in the ``open`` mode, rules never read cannot govern, so a workspace
+        # this process has not seen before the outage is refused (503), never served ungoverned.
+        super().__init__(load, stale_ok=stale_ok, ttl_s=ttl_s, offload=offload)
