@@ -43,8 +43,6 @@ class Rules:
         return self.workspace.max_cost_per_request if self.workspace else None
 
 
-
-
 class RulesCache(ReadThroughCache[str, Rules]):
     """workspace id → ``Rules``. With ``stale_ok`` (fail-open) an unreachable store serves the
     last rules seen instead of raising ``StoreUnavailable`` (which it still raises for a
