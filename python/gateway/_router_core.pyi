@@ -39,11 +39,13 @@ __all__ = [
     "RouteResult",
     "SseEvent",
     "SseParser",
+    "StreamStitch",
     "__version__",
     "analyze",
     "count_body_tokens",
     "count_chat",
     "count_tokens",
+    "delivered_answer",
     "estimate_tokens",
     "json_depth_exceeds",
     "token_ratio",
@@ -335,6 +337,10 @@ class OpenAIStreamRelay:
     def done(self) -> bool:
         """True once ``data: [DONE]`` was seen."""
     @property
+    def halted(self) -> bool:
+        """True once the stream ended, reported an error or sent an event that could not be
+        used: nothing after it is forwarded."""
+    @property
     def error(self) -> str | None:
         """JSON text of an upstream ``{"error": …}`` event, when one arrived (not forwarded)."""
     @property
@@ -355,7 +361,8 @@ class OpenAIStreamRelay:
     def finish_reason(self) -> str | None: ...
     @property
     def malformed(self) -> int:
-        """Events whose data was not a JSON object or broke the chunk shape (skipped, not fatal)."""
+        """Events whose data was not a JSON object or broke the chunk shape (the first halts
+        the stream)."""
     @property
     def completion_truncated(self) -> bool:
         """True when the forwarded completion text passed 4 MiB and stopped being kept."""
@@ -390,6 +397,10 @@ class AnthropicStreamRelay:
     def done(self) -> bool:
         """True once ``message_stop`` was seen."""
     @property
+    def halted(self) -> bool:
+        """True once the stream ended, reported an error or sent an event that could not be
+        used: nothing after it is forwarded."""
+    @property
     def error(self) -> str | None:
         """JSON text of an upstream ``error`` event, when one arrived (not forwarded)."""
     @property
@@ -412,7 +423,7 @@ class AnthropicStreamRelay:
         """The OpenAI ``finish_reason`` mapped from ``stop_reason``."""
     @property
     def malformed(self) -> int:
-        """Events that could not be understood (skipped, not fatal)."""
+        """Events that could not be understood (the first halts the stream)."""
 
 @final
 class GeminiStreamRelay:
@@ -446,6 +457,10 @@ class GeminiStreamRelay:
     def done(self) -> bool:
         """True after ``finish()`` when the stream carried a ``finishReason`` and no error."""
     @property
+    def halted(self) -> bool:
+        """True once the stream ended, reported an error or sent an event that could not be
+        used: nothing after it is forwarded."""
+    @property
     def error(self) -> str | None:
         """JSON text of an upstream ``{"error": …}`` event, when one arrived (not forwarded)."""
     @property
@@ -468,7 +483,7 @@ class GeminiStreamRelay:
         """The OpenAI ``finish_reason`` mapped from ``finishReason`` (set when seen)."""
     @property
     def malformed(self) -> int:
-        """Events that could not be understood (skipped, not fatal)."""
+        """Events that could not be understood (the first halts the stream)."""
 
 @final
 class OpenAIToAnthropicRelay:
@@ -512,3 +527,26 @@ class OpenAIToAnthropicRelay:
     @property
     def malformed(self) -> int:
         """Events that could not be understood (skipped, not fatal)."""
+
+def delivered_answer(client_bytes: bytes, /) -> tuple[str, str | None]:
+    """What the client has of a stream's answer, read from the client-bound chunk bytes sent so
+    far: ``(text, obstacle)``, the concatenated ``delta.content`` and, when a prefill cannot
+    continue the answer (a tool call or refusal was sent, or only reasoning), why not."""
+
+@final
+class StreamStitch:
+    """Rewrites a continuation attempt's client chunks into the stream the client is reading.
+
+    Every chunk gets ``chunk_id`` and ``created`` (the first attempt's), ``delta.role`` is
+    dropped (the client has it), ``reasoning_content`` too when ``drop_reasoning`` (answer
+    text was already delivered), and content that repeats ``skip`` (a prefill the provider
+    echoes, or whitespace held back from it) is removed until the text differs; chunks left
+    with nothing to say are dropped.
+    """
+
+    def __new__(cls, *, chunk_id: str, created: int, skip: str, drop_reasoning: bool) -> Self: ...
+    def feed(self, data: bytes, /) -> bytes:
+        """Consume a relay's client bytes; return the stitched bytes (possibly empty)."""
+    @property
+    def pending_skip(self) -> str:
+        """Text still expected (and to be skipped) at the start of the continuation."""

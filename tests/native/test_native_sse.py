@@ -117,7 +117,7 @@ def upstream_streams(draw: st.DrawFn) -> tuple[bytes, list[str], bool]:
     parts = [chunk(c) for c in contents]
     insert_noise = draw(st.booleans())
     if contents and insert_noise:
-        parts.insert(1, b": keep-alive\n\ndata: not json\n\n")
+        parts.insert(1, b": keep-alive\n\ndata:\n\n")  # a comment and an empty event
     with_usage = draw(st.booleans())
     if with_usage:
         usage = {
@@ -179,7 +179,7 @@ def test_relay_is_split_independent(stream: tuple[bytes, list[str], bool], cuts:
         assert body["choices"][0]["delta"]["content"] == content
 
 
-def test_relay_withholds_errors_and_tracks_finish() -> None:
+def test_relay_withholds_errors_and_forwards_nothing_after_one() -> None:
     data = (
         chunk("hi")
         + b'data: {"error": {"message": "overloaded"}}\n\n'
@@ -188,9 +188,9 @@ def test_relay_withholds_errors_and_tracks_finish() -> None:
     out, r = relay([data])
     assert r.error == '{"error":{"message":"overloaded"}}'
     assert r.chunk_id == "chatcmpl-1" and r.created == 11
-    assert r.finish_reason == "length"
-    assert r.chunks == 2 and not r.done and r.usage is None
-    assert b"overloaded" not in out
+    assert r.finish_reason is None and r.halted
+    assert r.chunks == 1 and not r.done and r.usage is None
+    assert b"overloaded" not in out and out == relay([chunk("hi")])[0]
 
 
 def test_relay_keeps_upstream_bytes_except_model() -> None:
@@ -250,7 +250,7 @@ def misshapen_chunks(draw: st.DrawFn) -> dict[str, object]:
     st.lists(misshapen_chunks(), min_size=1, max_size=3),
     st.lists(st.integers(min_value=0), max_size=8),
 )
-def test_misshapen_chunks_are_counted_and_not_forwarded(
+def test_a_misshapen_chunk_halts_the_relay(
     contents: list[str], junk: list[dict[str, object]], cuts: list[int]
 ) -> None:
     parts = [chunk(c) for c in contents]
@@ -258,11 +258,11 @@ def test_misshapen_chunks_are_counted_and_not_forwarded(
         parts.insert(1 + i, b"data: " + json.dumps(body).encode() + b"\n\n")
     data = b"".join(parts) + b"data: [DONE]\n\n"
     out, r = relay(split(data, cuts))
-    clean_out, clean = relay([b"".join(chunk(c) for c in contents) + b"data: [DONE]\n\n"])
-    assert out == clean_out
-    assert r.malformed == len(junk)
-    assert (r.chunks, r.content_chars) == (clean.chunks, clean.content_chars)
-    assert r.completion_tokens(encoding="o200k_base") == clean.completion_tokens(
+    before_out, before = relay([chunk(contents[0])])  # what preceded the first hole
+    assert out == before_out
+    assert r.malformed == 1 and r.halted and not r.done
+    assert (r.chunks, r.content_chars) == (before.chunks, before.content_chars)
+    assert r.completion_tokens(encoding="o200k_base") == before.completion_tokens(
         encoding="o200k_base"
     )
 

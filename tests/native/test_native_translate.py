@@ -439,11 +439,13 @@ JUNK_FOR_ANTHROPIC = [
 JUNK_FOR_OPENAI = [b"data: {oops\n\n", b"data: nope\n\n", b"data: [1]\n\n", b"data: null\n\n"]
 
 
-def insert_junk(wire: bytes, junk: list[bytes], positions: list[int]) -> bytes:
-    events = [e + b"\n\n" for e in wire.split(b"\n\n") if e]
+def insert_junk(wire: bytes, junk: list[bytes], positions: list[int]) -> tuple[bytes, bytes]:
+    """``wire`` with the junk inserted, and the part of it before the first junk."""
+    events = [(e + b"\n\n", False) for e in wire.split(b"\n\n") if e]
     for piece, at in zip(junk, positions, strict=False):
-        events.insert(at % len(events), piece)  # before the last event: [DONE] ends input
-    return b"".join(events)
+        events.insert(at % len(events), (piece, True))  # before the last event, which ends input
+    first = next(i for i, (_, bad) in enumerate(events) if bad)
+    return b"".join(e for e, _ in events), b"".join(e for e, _ in events[:first])
 
 
 @settings(max_examples=100, deadline=None)
@@ -454,20 +456,23 @@ def insert_junk(wire: bytes, junk: list[bytes], positions: list[int]) -> bytes:
     st.lists(st.sampled_from(JUNK_FOR_OPENAI), min_size=1, max_size=4),
     st.lists(st.integers(min_value=0), min_size=4, max_size=4),
 )
-def test_malformed_events_are_counted_not_fatal(
+def test_a_malformed_event_halts_the_upstream_relay_but_not_the_reverse_one(
     a_stream: AnthropicStream,
     o_stream: OpenAIStream,
     a_junk: list[bytes],
     o_junk: list[bytes],
     positions: list[int],
 ) -> None:
-    clean, _ = to_openai([a_stream.wire])
-    noisy, relay = to_openai([insert_junk(a_stream.wire, a_junk, positions)])
-    assert noisy == clean
-    assert relay.malformed == len(a_junk) and relay.done and relay.error is None
+    # Upstream Anthropic events: what follows a hole is not the answer, nothing after it goes.
+    wire, before = insert_junk(a_stream.wire, a_junk, positions)
+    expected, _ = to_openai([before])
+    noisy, relay = to_openai([wire])
+    assert noisy == expected
+    assert relay.malformed == 1 and relay.halted and not relay.done and relay.error is None
 
+    # The gateway's own stream re-framed for /v1/messages: junk there is skipped, not fatal.
     clean, _ = to_anthropic([o_stream.wire])
-    noisy, back = to_anthropic([insert_junk(o_stream.wire, o_junk, positions)])
+    noisy, back = to_anthropic([insert_junk(o_stream.wire, o_junk, positions)[0]])
     assert noisy == clean
     assert back.malformed == len(o_junk) and back.done
 

@@ -12,6 +12,7 @@ pub mod relay;
 pub mod route;
 pub mod scoring;
 pub mod sse;
+pub mod stitch;
 pub mod task;
 pub mod tokens;
 pub mod translate;
@@ -33,6 +34,7 @@ pub use relay::{StreamRelay, Usage};
 pub use route::{route, route_explained, RouteRequest, RouteResult};
 pub use scoring::{rank, Ranking, ScoreInputs, Weights};
 pub use sse::{SseEvent, SseEventRef, SseParser};
+pub use stitch::{delivered, Delivered, Stitch};
 pub use task::{classify_text, Classification, TaskSignals, TASKS};
 pub use tokens::{count_chat, estimate_tokens, Encoding, Family};
 pub use translate::{

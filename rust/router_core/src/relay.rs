@@ -157,6 +157,14 @@ impl StreamRelay {
     }
 }
 
+impl RelayState {
+    /// The stream has ended (`[DONE]`), reported an error or sent an event the relay could
+    /// not use: nothing after it is forwarded, because what follows a hole is not the answer.
+    pub fn halted(&self) -> bool {
+        self.done || self.error.is_some() || self.malformed > 0
+    }
+}
+
 /// Replace `slot` with `value`, reusing its allocation.
 fn set_string(slot: &mut Option<String>, value: &str) {
     match slot {
@@ -171,6 +179,9 @@ fn set_string(slot: &mut Option<String>, value: &str) {
 impl RelayState {
     fn event(&mut self, event: &SseEventRef<'_>, rewrite: &mut Rewrite, out: &mut Vec<u8>) {
         let data = event.data.trim();
+        if self.halted() || data.is_empty() {
+            return; // nothing after the end, an error or a hole; an empty event is a keep-alive
+        }
         if data == "[DONE]" {
             self.done = true;
             return;
@@ -330,39 +341,44 @@ mod tests {
     }
 
     #[test]
-    fn withholds_errors_and_counts_malformed() {
-        let (r, out) = relay("data: nope\n\ndata: {\"error\":{\"message\":\"x\"}}\n\nevent: error\ndata: {\"a\":1}\n\n");
+    fn withholds_errors_and_forwards_nothing_after_one() {
+        let (r, out) = relay(concat!(
+            "data: {\"error\":{\"message\":\"x\"}}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"late\"}}]}\n\n",
+        ));
         assert_eq!(out, "");
         let s = r.state();
-        assert_eq!(s.malformed, 1);
         assert_eq!(s.error.as_deref(), Some("{\"error\":{\"message\":\"x\"}}"));
-        assert!(!s.done);
+        assert!(!s.done && s.halted());
     }
 
     #[test]
-    fn drops_misshapen_chunks() {
-        let (r, out) = relay(concat!(
-            "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+    fn a_malformed_chunk_halts_the_stream() {
+        for bad in [
+            "data: nope\n\n",
             "data: {\"id\":\"x\",\"choices\":\"nope\",\"usage\":{\"prompt_tokens\":1}}\n\n",
             "data: {\"choices\":[{\"delta\":null,\"finish_reason\":\"stop\"}]}\n\n",
             "data: {\"choices\":[{\"delta\":{\"content\":\"b\",\"refusal\":5}}]}\n\n",
-            "data: {\"choices\":[{\"delta\":{\"content\":\"c\",\"tool_calls\":null}}]}\n\n",
-        ));
-        assert_eq!(
-            out,
-            concat!(
+        ] {
+            let input = String::from("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n")
+                + "data:\n\n"
+                + bad
+                + "data: {\"choices\":[{\"delta\":{\"content\":\"c\"}}]}\n\n";
+            let (r, out) = relay(&input);
+            assert_eq!(
+                out,
                 "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"model\":\"served\"}\n\n",
-                "data: {\"choices\":[{\"delta\":{\"content\":\"c\",\"tool_calls\":null}}],",
-                "\"model\":\"served\"}\n\n",
-            )
-        );
-        let s = r.state();
-        assert_eq!((s.chunks, s.malformed, s.content_chars), (2, 3, 2));
-        assert_eq!(
-            (s.chunk_id.as_deref(), s.usage, s.finish_reason.as_deref()),
-            (None, None, None)
-        );
-        assert_eq!(s.completion_text, "ac");
+                "{bad}"
+            );
+            let s = r.state();
+            assert_eq!((s.chunks, s.malformed, s.content_chars), (1, 1, 1));
+            assert_eq!((s.usage, s.finish_reason.as_deref()), (None, None));
+            assert_eq!(s.completion_text, "a");
+            assert!(s.halted());
+        }
+        let (r, _) =
+            relay("data: {\"choices\":[{\"delta\":{\"content\":\"c\",\"tool_calls\":null}}]}\n\n");
+        assert_eq!((r.state().chunks, r.state().malformed), (1, 0));
     }
 
     #[test]

@@ -165,7 +165,7 @@ proptest! {
                 "choices": [{"index": 0, "delta": {"content": c}, "finish_reason": null}],
             });
             let _ = write!(stream, "data: {chunk}\r\n\r\n");
-            if i == 0 { stream.push_str("data: not json\n\n"); }
+            if i == 0 { stream.push_str("data:\n\n: keep-alive\n\n"); }
         }
         if with_usage {
             stream.push_str("data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}\n\n");
@@ -192,7 +192,7 @@ proptest! {
         prop_assert_eq!(whole_state.chunks, contents.len() as u64);
         prop_assert_eq!(whole_state.content_chars, contents.iter().map(|c| c.chars().count() as u64).sum::<u64>());
         prop_assert_eq!(whole_state.usage.is_some(), with_usage);
-        prop_assert_eq!(whole_state.malformed, u64::from(!contents.is_empty()));
+        prop_assert_eq!(whole_state.malformed, 0);
     }
 }
 
@@ -325,6 +325,9 @@ mod reference {
         out: &mut Vec<String>,
     ) {
         let data = event.data.trim();
+        if s.done || s.error.is_some() || s.malformed > 0 || data.is_empty() {
+            return; // halted, or a keep-alive
+        }
         if data == "[DONE]" {
             s.done = true;
             return;
@@ -744,13 +747,20 @@ proptest! {
             "data: {\"choices\":{\"delta\":{\"content\":\"x\"}}}\n\n",
             "data: {\"choices\":[{\"delta\":{\"content\":\"x\",\"tool_calls\":[1]}}]}\n\n",
         ];
+        // The first misshapen chunk halts the relay: nothing after it is forwarded.
         let mut stream = String::new();
         let mut text = String::new();
+        let mut forwarded = 0u64;
+        let mut halted = false;
         for (i, (chunk, chunk_text)) in chunks.iter().enumerate() {
             stream.push_str(chunk);
-            text.push_str(chunk_text);
+            if !halted {
+                text.push_str(chunk_text);
+                forwarded += 1;
+            }
             if let Some(&j) = misshapen.get(i) {
                 stream.push_str(JUNK[j]);
+                halted = true;
             }
         }
         let bytes = stream.as_bytes();
@@ -765,8 +775,8 @@ proptest! {
         relay.finish(&mut out);
         let state = relay.state();
         prop_assert_eq!(&state.completion_text, &text);
-        prop_assert_eq!(state.chunks, chunks.len() as u64);
-        prop_assert_eq!(state.malformed, misshapen.len().min(chunks.len()) as u64);
+        prop_assert_eq!(state.chunks, forwarded);
+        prop_assert_eq!(state.malformed, u64::from(halted));
         prop_assert_eq!(state.content_chars, text.chars().count() as u64);
         for encoding in [Encoding::O200kBase, Encoding::Cl100kBase] {
             prop_assert_eq!(relay.completion_tokens(Some(encoding)), encoding.count(&text) as u64);

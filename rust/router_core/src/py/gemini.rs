@@ -110,7 +110,13 @@ impl PyGeminiStreamRelay {
     fn finish_reason(&self) -> Option<&str> {
         self.relay.state().finish_reason.as_deref()
     }
-    /// Events that could not be understood (skipped, not fatal).
+    /// True once the stream ended, reported an error or sent an event that could not be
+    /// used: nothing after it is forwarded.
+    #[getter]
+    fn halted(&self) -> bool {
+        self.relay.state().halted()
+    }
+    /// Events that could not be understood (the first one halts the stream).
     #[getter]
     fn malformed(&self) -> u64 {
         self.relay.state().malformed

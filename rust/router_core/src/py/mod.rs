@@ -12,6 +12,7 @@ mod errors;
 mod gemini;
 mod route;
 mod sse;
+mod stitch;
 mod tokens;
 mod translate;
 
@@ -31,6 +32,8 @@ mod router_core_module {
     use super::route::{PyCandidateTable, PyRouteRequest, PyRouteResult};
     #[pymodule_export]
     use super::sse::{PyOpenAIStreamRelay, PySseEvent, PySseParser};
+    #[pymodule_export]
+    use super::stitch::{delivered_answer, PyStreamStitch};
     #[pymodule_export]
     use super::tokens::{
         count_body_tokens, count_chat, count_tokens, estimate_tokens, token_ratio, vocabulary_gz,

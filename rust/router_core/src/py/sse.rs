@@ -162,7 +162,13 @@ impl PyOpenAIStreamRelay {
     fn finish_reason(&self) -> Option<&str> {
         self.relay.state().finish_reason.as_deref()
     }
-    /// Events whose data was not a JSON object or broke the chunk shape (skipped, not fatal).
+    /// True once the stream ended, reported an error or sent an event that could not be
+    /// used: nothing after it is forwarded.
+    #[getter]
+    fn halted(&self) -> bool {
+        self.relay.state().halted()
+    }
+    /// Events whose data was not a JSON object or broke the chunk shape (the first one halts the stream).
     #[getter]
     fn malformed(&self) -> u64 {
         self.relay.state().malformed

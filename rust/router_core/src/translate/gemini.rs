@@ -166,6 +166,9 @@ impl GeminiStreamRelay {
 impl Translator {
     fn event(&mut self, sse: &SseEventRef<'_>, out: &mut Vec<u8>) {
         let data = sse.data.trim();
+        if self.state.halted() || data.is_empty() {
+            return; // see `RelayState::halted`; an empty event is a keep-alive
+        }
         if data == "[DONE]" {
             return; // not Gemini's, but harmless from OpenAI-style proxies
         }
@@ -432,21 +435,36 @@ mod tests {
     }
 
     #[test]
-    fn error_kept_malformed_counted() {
-        let input = String::from("data: {not json\n\n")
-            + "data: [1]\n\n"
-            + &ev(r#"{"candidates":[{"content":{"parts":[{"functionCall":{"args":{}}}]}}]}"#)
-            + &ev(r#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#)
-            + &ev(r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#);
+    fn error_kept() {
+        let input = ev(r#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#)
+            + &ev(r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#)
+            + &ev(r#"{"candidates":[{"content":{"parts":[{"text":"after"}]}}]}"#);
         let (r, chunks) = run(&input);
-        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks.len(), 2); // role, "x"; nothing after the error
         let s = r.state();
-        assert_eq!(s.malformed, 3);
         assert_eq!(
             s.error.as_deref(),
             Some(r#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#)
         );
         assert!(!s.done);
+    }
+
+    #[test]
+    fn a_malformed_event_halts_the_stream() {
+        for bad in [
+            String::from("data: {not json\n\n"),
+            String::from("data: [1]\n\n"),
+            ev(r#"{"candidates":[{"content":{"parts":[{"functionCall":{"args":{}}}]}}]}"#),
+        ] {
+            let input = ev(r#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#)
+                + &bad
+                + "data:\n\n"
+                + &ev(r#"{"candidates":[{"content":{"parts":[{"text":"y"}]}}]}"#);
+            let (r, chunks) = run(&input);
+            assert_eq!(chunks.len(), 2, "{bad}"); // role, "x"; the hole ends it
+            assert_eq!(r.state().malformed, 1);
+            assert!(r.state().halted());
+        }
     }
 
     #[test]

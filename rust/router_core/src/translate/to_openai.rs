@@ -104,6 +104,9 @@ fn merge(into: &mut AnthropicUsage, new: &AnthropicUsage) {
 
 impl Translator {
     fn event(&mut self, sse: &SseEventRef<'_>, out: &mut Vec<u8>) {
+        if self.state.halted() || sse.data.trim().is_empty() {
+            return; // see `RelayState::halted`; an empty event is a keep-alive
+        }
         if let Some(delta) = CompactDelta::parse(sse.data) {
             self.compact_delta(&delta, out);
             return;
@@ -472,21 +475,31 @@ mod tests {
     }
 
     #[test]
-    fn malformed_events_are_counted_not_fatal() {
-        let input = String::from("event: content_block_delta\ndata: {not json\n\n")
-            + "data: [1, 2]\n\n"
-            + "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n"
-            + "data: {\"type\":\"content_block_delta\",\"index\":9,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n"
-            + "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\n\n"
+    fn a_malformed_event_halts_the_stream() {
+        let text = |t: &str| {
+            format!("data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{t}\"}}}}\n\n")
+        };
+        let start = "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        for bad in [
+            "event: content_block_delta\ndata: {not json\n\n",
+            "data: [1, 2]\n\n",
+            "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":9,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
+        ] {
+            let input = String::from(start) + &text("a") + bad + "data:\n\n" + &text("b");
+            let (r, chunks) = run(&input);
+            assert_eq!(chunks.len(), 2, "{bad}"); // role, "a"; the hole ends it
+            assert_eq!(r.state().malformed, 1);
+            assert!(r.state().halted());
+        }
+        let input = String::from(start)
+            + "data: {\"type\":\"brand_new_event\"}\n\n"
             + "event: error\ndata: upstream exploded\n\n"
-            + "data: {\"type\":\"brand_new_event\"}\n\n";
+            + &text("late");
         let (r, chunks) = run(&input);
-        assert_eq!(chunks.len(), 2);
-        assert_eq!(delta(&chunks[1])["content"], "ok");
-        let s = r.state();
-        assert_eq!(s.malformed, 5);
+        assert_eq!(chunks.len(), 0); // an unknown event type is tolerated; nothing after an error
         assert_eq!(
-            s.error.as_deref(),
+            r.state().error.as_deref(),
             Some(r#"{"error":{"message":"upstream exploded"}}"#)
         );
     }
