@@ -22,7 +22,15 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import _router_core as core
-from gateway.config import TASKS, Config, ModelConfig, OfferConfig, Price, ProviderConfig
+from gateway.config import (
+    TASKS,
+    Config,
+    ModelConfig,
+    OfferConfig,
+    PrefillStyle,
+    Price,
+    ProviderConfig,
+)
 
 CAPABILITY_BITS: dict[str, int] = {
     "tools": core.CAP_TOOLS,
@@ -63,6 +71,14 @@ class Deployment:
     @property
     def price(self) -> Price:
         return self.offer.price
+
+    @property
+    def prefill(self) -> PrefillStyle:
+        """How this deployment continues a partial answer (``OfferConfig.prefill``)."""
+        declared = self.offer.prefill
+        if declared is not None:
+            return declared
+        return "assistant" if self.provider.format == "anthropic" else "none"
 
 
 class Catalog:

@@ -64,6 +64,11 @@ Capability = Literal[
     "tools", "vision", "json_object", "json_schema", "audio", "reasoning", "embeddings"
 ]
 ModelKind = Literal["chat", "embedding"]
+PrefillStyle = Literal["none", "assistant", "continue_final_message", "prefix", "prefix_echo"]
+"""How an offer continues a partial answer (docs/behaviour.md, "Continuing a broken stream"):
+``assistant``, a final assistant message (Anthropic); ``continue_final_message`` (vLLM);
+``prefix``, ``"prefix": true`` on it (DeepSeek); ``prefix_echo``, the same with the prefix
+repeated in the answer (Mistral); ``none``, it cannot."""
 
 # `/` pins a provider (`anthropic/claude-sonnet-4`) and `:` starts a suffix (`gpt-4o:nitro`).
 Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9._-]+$", max_length=128)]
@@ -143,6 +148,8 @@ class OfferConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     throughput_tps: Positive = 80.0
     tier: NonEmpty = "standard"
     regions: list[Id] | None = None
+    prefill: PrefillStyle | None = None
+    """None: the provider format's default (``assistant`` for anthropic, else ``none``)."""
 
     @property
     def upstream_model(self) -> str:

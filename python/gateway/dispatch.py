@@ -54,6 +54,8 @@ class Attempt:
     key_source: str = "platform"
     """``byok`` when the attempt used the workspace's own key (the same provider may then
     appear twice in a chain: its BYOK row, then its platform twin)."""
+    continuation: bool = False
+    """The attempt continued a stream that broke after content reached the client."""
 
 
 def to_gateway_error(provider: str, failure: AttemptFailure) -> GatewayError:
@@ -88,6 +90,10 @@ class Dispatcher:
         self.pool = pool
         self.health = health
         self.byok = byok
+
+    def client_for(self, plan: RoutePlan, deployment: Deployment) -> Provider | None:
+        """The client for one attempt at ``deployment`` (see ``_client``)."""
+        return self._client(plan, deployment)
 
     def _client(self, plan: RoutePlan, deployment: Deployment) -> Provider | None:
         """The client for this attempt: the shared platform one, or a view with the

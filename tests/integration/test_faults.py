@@ -539,16 +539,24 @@ MISSHAPEN = (
 
 
 def _with_junk(junk: tuple[bytes, ...]) -> ScriptedStream:
+    """Content reaches the client first (the pause ends that read), then the junk."""
     return ScriptedStream(
         (
             chunk("", role="assistant"),
             chunk("Hello "),
+            Pause(0.3),
             *junk,
             chunk("world"),
             chunk(finish_reason="stop"),
             usage_chunk(11, 3),
             DONE,
         )
+    )
+
+
+def _junk_first(bad: bytes) -> ScriptedStream:
+    return ScriptedStream(
+        (chunk("", role="assistant"), bad, chunk("Hello"), chunk(finish_reason="stop"), DONE)
     )
 
 
@@ -560,49 +568,56 @@ def _sdk_text(rig: Rig) -> str:
         return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
-def test_malformed_chunks_are_skipped(rig: Rig):
-    rig.primary.enqueue(_with_junk(GARBAGE), _with_junk(GARBAGE))
-    streamed = rig.stream()
-    assert streamed.status == 200, streamed.raw[:500]
-    assert streamed.errors == [], streamed.raw[-800:]
-    assert streamed.done and streamed.events[-1] == (None, "[DONE]")
-    assert streamed.text == "Hello world"
-    usage = streamed.final["usage"]
-    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (11, 3)
-    assert _sdk_text(rig) == "Hello world"
+def _chain(streamed: StreamResult) -> list[tuple[str, str]]:
+    chain = streamed.final["routing_metadata"]["fallback_chain"]
+    return [(a["provider"], a["status"]) for a in chain]
+
+
+def test_a_malformed_chunk_before_the_first_token_fails_over(rig: Rig):
+    """Nothing reached the client yet: the attempt failed, the secondary serves it all."""
+    # (GARBAGE's last line is not an event at all: an SSE field nobody reads, so ignored.)
+    for bad in (*GARBAGE[:-1], *MISSHAPEN):
+        rig.primary.enqueue(_junk_first(bad))
+        streamed = rig.stream()
+        assert streamed.status == 200 and streamed.errors == [], streamed.raw[-800:]
+        assert streamed.done and streamed.text == B_TEXT, bad
+        assert _chain(streamed) == [(PRIMARY, "failed"), (SECONDARY, "success")]
+        time.sleep(1.1)  # past the primary's 1 s cool-down, should its breaker have opened
     # A 200 whose body is not JSON is a server error: failed over, never a 500.
     rig.primary.enqueue(Status(200, body="<html>upstream proxy error</html>"))
     resp, _ = rig.chat()
     assert_served(resp, SECONDARY, failed=((PRIMARY, "server"),))
-    assert rig.counts() == (3, 1)
-    body = wait_usage(rig.gw, rig.key, 3)
-    assert body["by_provider"][PRIMARY]["requests"] == 2
-    assert body["by_provider"][SECONDARY]["requests"] == 1
-    assert body["tokens"]["input"] == 2 * 11 + B_TOKENS[0]
-    assert body["tokens"]["output"] == 2 * 3 + B_TOKENS[1]
     rig.assert_still_serves()
 
 
-def test_misshapen_chunks_are_not_relayed(rig: Rig):
-    rig.primary.enqueue(_with_junk(MISSHAPEN), _with_junk(MISSHAPEN))
-    streamed = rig.stream()
-    assert streamed.status == 200 and streamed.done, streamed.raw[-800:]
-    relayed = [
-        c
-        for c in streamed.chunks
-        if not isinstance(c.get("choices"), list)
-        or any(
-            not isinstance(ch.get("delta"), dict)
-            or not isinstance(ch["delta"].get("content", ""), str | None)
-            for ch in c["choices"]
-        )
-    ]
-    assert relayed == [], f"misshapen upstream chunks relayed to the client: {relayed}"
-    try:
-        text = _sdk_text(rig)
-    except (AttributeError, TypeError) as exc:
-        pytest.fail(f"the openai SDK crashed on a relayed chunk: {type(exc).__name__}: {exc}")
-    assert text == "Hello world"
+def test_a_malformed_chunk_after_content_is_never_a_hole(rig: Rig):
+    """Content reached the client, and no candidate here accepts a prefill: the stream ends
+    with the error event (never ``[DONE]`` with the text after the hole), and is metered."""
+    for junk in (GARBAGE, MISSHAPEN):
+        rig.primary.enqueue(_with_junk(junk))
+        streamed = rig.stream()
+        assert streamed.status == 200 and not streamed.done, streamed.raw[-800:]
+        assert streamed.text == "Hello "
+        (error,) = streamed.errors
+        message = error["error"]["message"]
+        assert "not a valid chat.completion.chunk" in message, message
+        assert "could not be continued" in message, message
+        relayed = [
+            c
+            for c in streamed.chunks
+            if not isinstance(c.get("choices"), list)
+            or any(
+                not isinstance(ch.get("delta"), dict)
+                or not isinstance(ch["delta"].get("content", ""), str | None)
+                for ch in c["choices"]
+            )
+        ]
+        assert relayed == [], f"misshapen upstream chunks relayed to the client: {relayed}"
+    rig.primary.enqueue(_with_junk(MISSHAPEN))
+    with pytest.raises(openai.APIError):  # the SDK raises on the error event, never crashes
+        _sdk_text(rig)
+    body = wait_usage(rig.gw, rig.key, 3)
+    assert body["by_provider"][PRIMARY]["requests"] == 3
     rig.assert_still_serves()
 
 
@@ -793,10 +808,10 @@ BURSTS: dict[str, BurstCase] = {
     ),
     "malformed-chunk": BurstCase(
         _scripted(
-            chunk("", role="assistant"), chunk("Hi"), *GARBAGE, chunk(finish_reason="stop"), DONE
+            chunk("", role="assistant"), *GARBAGE, chunk("Hi"), chunk(finish_reason="stop"), DONE
         ),
         True,
-        "finalised",
+        "fallback",
     ),
     "no-done-after-finish": BurstCase(
         _scripted(*answer_events(["Hi"], usage=(5, 1), done=False)), True, "finalised"

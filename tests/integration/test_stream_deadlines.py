@@ -106,7 +106,7 @@ def test_every_upstream_hangs_before_first_byte_each_gets_first_byte_seconds(
     with gw.http(key, timeout=30.0) as http:
         streamed = post_stream(http, chat_body(model=MODEL))
     message = _timed_out(streamed)
-    assert f"no first byte within {FIRST_BYTE_S:g} s" in message, message
+    assert f"no first token within {FIRST_BYTE_S:g} s" in message, message
     # Two attempts of 2 s each; a stall timer before the first byte would make it 2 × 1 s.
     assert 3.7 <= streamed.elapsed_s <= 6.5, f"failed after {streamed.elapsed_s:.2f} s"
     assert (len(primary.chat_requests()), len(secondary.chat_requests())) == (1, 1)
@@ -125,7 +125,7 @@ def test_headers_then_silence_is_a_first_byte_timeout_not_a_stall(
     with gw.http(key, timeout=30.0) as http:
         streamed = post_stream(http, chat_body(model=MODEL))
     message = _timed_out(streamed)
-    assert f"no first byte within {FIRST_BYTE_S:g} s" in message, message
+    assert f"no first token within {FIRST_BYTE_S:g} s" in message, message
     assert 3.7 <= streamed.elapsed_s <= 6.5, f"failed after {streamed.elapsed_s:.2f} s"
 
 

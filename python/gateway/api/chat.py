@@ -18,13 +18,15 @@ import msgspec
 
 from gateway import _router_core as core
 from gateway.api.outcome import Outcome, admit, usage_from_openai
+from gateway.api.stream_legs import Leg, open_leg, relay_for
+from gateway.api.stream_rescue import Rescue
 from gateway.api.streaming import relay_stream
 from gateway.catalog import Deployment
 from gateway.context import Context
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import Request, Response, StreamResponse
 from gateway.metering import Usage
-from gateway.providers import Provider, UpstreamStream
+from gateway.providers import Provider
 from gateway.providers.passthrough import OPENAI_CORE_FIELDS, merged, sanitised
 from gateway.schemas import GATEWAY_FIELDS, ChatRequest, Thinking, convert, decode_object
 from gateway.store.records import ApiKey
@@ -233,19 +235,22 @@ async def run_chat(
         outcome.warnings = [*(warnings or []), *build.warnings.get(deployment.row, [])]
 
     if chat.stream:
+        make = relay_for(f"chatcmpl-{outcome.request_id}", int(time.time()))
+        rescue = Rescue(outcome, build, make)
 
         async def open_stream(
             provider: Provider, deployment: Deployment, payload: dict[str, Any]
-        ) -> UpstreamStream:
-            return await provider.stream(deployment, payload)
+        ) -> Leg:
+            rescue.opened_at(deployment.row)
+            return await open_leg(provider, deployment, payload, make)
 
-        upstream, deployment, first_byte_s = await ctx.dispatcher.run(
+        leg, deployment, first_token_s = await ctx.dispatcher.run(
             plan, build, open_stream, outcome.chain
         )
         served(deployment)
         outcome.ttft_ms = outcome.elapsed_ms
-        ctx.health.observe(deployment.row, ttft_ms=first_byte_s * 1000.0)
-        return relay_stream(outcome, upstream)
+        ctx.health.observe(deployment.row, ttft_ms=first_token_s * 1000.0)
+        return relay_stream(outcome, leg, rescue)
 
     async def complete(
         provider: Provider, deployment: Deployment, payload: dict[str, Any]

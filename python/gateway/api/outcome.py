@@ -51,6 +51,9 @@ class Outcome:
     """For requests without a ``ChatRequest`` (embeddings)."""
     admission: Admission | None = None
     """What was reserved before dispatch; the record settles it."""
+    legs: list[tuple[Deployment, Usage]] = field(default_factory=list)
+    """A continued stream's attempts and what each used (``usage`` is then their sum): each
+    is priced at its own deployment's rates."""
 
     @property
     def model_served(self) -> str:
@@ -64,7 +67,10 @@ class Outcome:
         """(billable cost, baseline cost) in USD; test keys are never billed."""
         if self.usage is None or self.deployment is None:
             return 0.0, 0.0
-        actual = cost_usd(self.deployment.price, self.usage)
+        if self.legs:
+            actual = sum(cost_usd(d.price, usage) for d, usage in self.legs)
+        else:
+            actual = cost_usd(self.deployment.price, self.usage)
         price = self.ctx.baseline_price
         baseline = cost_usd(price, self.usage) if price is not None else 0.0
         return actual, baseline

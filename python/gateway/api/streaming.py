@@ -1,137 +1,188 @@
 """Relaying an upstream stream to the client through the native relay for its wire format.
 
 The native relay (``OpenAIStreamRelay``, or ``AnthropicStreamRelay`` / ``GeminiStreamRelay``
-which translate into OpenAI chunks; chosen by ``UpstreamStream.wire``) frames, rewrites and
-meters every event; this module only forwards its bytes and decides how the stream ends:
+which translate into OpenAI chunks) frames, rewrites and meters every event; this module
+forwards its bytes and decides how the stream ends:
 
 - ``[DONE]`` seen, or a clean end after a ``finish_reason``: one final chunk with
-  ``choices: []``, ``usage`` and ``routing_metadata``, then ``data: [DONE]``;
-- an upstream error event, a cut or stalled connection, or an end with no ``finish_reason``:
-  an SSE ``error`` event in the SPEC §6 shape and no ``[DONE]`` (a truncated answer is never
-  presented as a success). Partial usage is metered either way.
+  ``choices: []``, ``usage`` (the sum over every attempt) and ``routing_metadata``, then
+  ``data: [DONE]``;
+- a cut or stalled connection, an upstream error event, a chunk the relay cannot use (it halts
+  there: what follows a hole is not the answer) or an end with no ``finish_reason``: the
+  answer is continued on another attempt (``stream_rescue``) and the client keeps reading one
+  stream; when no candidate can continue it, an SSE ``error`` event in the documented shape
+  saying why, and no ``[DONE]`` (a truncated answer is never presented as a success). Every
+  attempt's usage is metered either way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator
-from typing import Literal, Protocol
+from collections.abc import AsyncIterator, Iterable
+from typing import Literal
 
 import msgspec
 
 from gateway import _router_core as core
 from gateway.api.outcome import Outcome
+from gateway.api.stream_legs import MALFORMED, Leg, Relay, stream_error_message
+from gateway.api.stream_rescue import KEPT_BYTES, Rescue
 from gateway.errors import GatewayError, ProviderError, ProviderTimeout, provider_headers
 from gateway.metering import Usage
-from gateway.providers import AttemptFailure, UpstreamStream
-from gateway.secrets_held import scrub
+from gateway.providers import AttemptFailure
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the request"
 
 
-class Relay(Protocol):
-    """What every native stream relay offers (see ``_router_core.pyi``)."""
+class Run:
+    """One client stream across its legs: the client bytes kept for a continuation, the
+    chunk id and ``created`` every chunk carries, and the leg being read."""
 
-    def feed(self, data: bytes, /) -> bytes: ...
-    def finish(self) -> bytes: ...
-    @property
-    def done(self) -> bool: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def chunk_id(self) -> str | None: ...
-    @property
-    def created(self) -> int | None: ...
-    @property
-    def usage(self) -> tuple[int, int, int, int] | None: ...
-    @property
-    def content_chars(self) -> int: ...
-    @property
-    def finish_reason(self) -> str | None: ...
+    def __init__(self, outcome: Outcome, leg: Leg) -> None:
+        self.outcome = outcome
+        self.leg = leg
+        self.sent: list[bytes] = []
+        self.kept = 0
+        relay = leg.relay
+        self.ids = (relay.chunk_id or f"chatcmpl-{outcome.request_id}", relay.created or 0)
+        self.legs: list[Leg] = [leg]
+
+    def keep(self, out: bytes, stitch: core.StreamStitch | None) -> bytes:
+        """``out`` as the client gets it (stitched on a continuation), kept for one."""
+        if out and stitch is not None:
+            out = stitch.feed(out)
+        if out:
+            self.kept += len(out)
+            if self.kept <= KEPT_BYTES:
+                self.sent.append(out)
+        return out
+
+    def replay(self, leg: Leg) -> list[bytes]:
+        """The client bytes a leg read up to its first token, as the client gets them."""
+        pending, leg.pending = leg.pending, []
+        return [out for raw in pending if (out := self.keep(raw, leg.stitch))]
+
+    def settle(self, leg: Leg) -> None:
+        """Meter ``leg`` (once) and fold every leg's usage into the outcome."""
+        if leg.usage is None:
+            leg.usage = _leg_usage(self.outcome, leg)
+        outcome = self.outcome
+        usages = [(leg.deployment, leg.usage[0]) for leg in self.legs if leg.usage is not None]
+        outcome.legs = usages
+        outcome.usage = _sum(u for _, u in usages)
+        outcome.usage_estimated = any(leg.usage[1] for leg in self.legs if leg.usage)
+        outcome.deployment = leg.deployment
 
 
-def new_relay(outcome: Outcome, upstream: UpstreamStream) -> Relay:
-    """The native relay for the upstream's wire format; translated chunks carry the id
-    ``chatcmpl-<request id>``."""
-    if upstream.wire == "openai":
-        return core.OpenAIStreamRelay(model=outcome.model_served)
-    chunk_id, created = f"chatcmpl-{outcome.request_id}", int(time.time())
-    if upstream.wire == "anthropic":
-        return core.AnthropicStreamRelay(
-            model=outcome.model_served, chunk_id=chunk_id, created=created
-        )
-    return core.GeminiStreamRelay(model=outcome.model_served, chunk_id=chunk_id, created=created)
-
-
-async def relay_stream(outcome: Outcome, upstream: UpstreamStream) -> AsyncIterator[bytes]:
-    relay = new_relay(outcome, upstream)
+async def relay_stream(outcome: Outcome, leg: Leg, rescue: Rescue) -> AsyncIterator[bytes]:
+    run = Run(outcome, leg)
     try:
-        async for out in _relay(outcome, upstream, relay):
+        async for out in _relay(run, rescue):
             yield out
     finally:
         if not outcome.recorded:  # the client went away: meter what was delivered
-            _settle_usage(outcome, relay)
+            run.settle(run.leg)
             outcome.record(status=CLIENT_CLOSED)
 
 
-async def _relay(outcome: Outcome, upstream: UpstreamStream, relay: Relay) -> AsyncIterator[bytes]:
-    deployment = outcome.deployment
-    assert deployment is not None
-    health = outcome.ctx.health
-    started = time.perf_counter()
-    failure: GatewayError | None = None
-    try:
-        out = relay.feed(upstream.first)
-        if out:
-            yield out
-        while not (relay.done or relay.error):
-            try:
-                chunk = await anext(upstream.rest)
-            except StopAsyncIteration:
-                break
-            out = relay.feed(chunk)
+async def _relay(run: Run, rescue: Rescue) -> AsyncIterator[bytes]:
+    outcome = run.outcome
+    while True:
+        leg = run.leg
+        relay, stitch, sent = leg.relay, leg.stitch, run.sent
+        started = time.perf_counter()
+        cut: AttemptFailure | None = None
+        try:
+            for out in run.replay(leg):
+                yield out
+            while not relay.halted:  # the hot loop: ``run.keep`` inlined
+                try:
+                    chunk = await anext(leg.upstream.rest)
+                except StopAsyncIteration:
+                    break
+                out = relay.feed(chunk)
+                if out:
+                    if stitch is not None:
+                        out = stitch.feed(out)
+                    run.kept += len(out)
+                    if run.kept <= KEPT_BYTES:
+                        sent.append(out)
+                    yield out
+            out = run.keep(relay.finish(), stitch)
             if out:
                 yield out
-        out = relay.finish()
-        if out:
-            yield out
-    except AttemptFailure as cut:
-        kind = ProviderTimeout if cut.kind == "timeout" else ProviderError
-        failure = kind(f"Provider '{deployment.provider.id}': {cut.message}.")
-        health.failure(deployment.row, cut.kind)
-    finally:
-        await upstream.close()
-    if failure is None:
-        failure = _stream_failure(deployment.provider.id, relay)
-    _settle_usage(outcome, relay)
-    if failure is not None:
-        failure.headers.update(provider_headers(deployment.provider.id, "stream_error", False))
-        outcome.record(status=failure.status, error=failure)
-        yield b"event: error\ndata: " + failure.body(outcome.request_id) + b"\n\n"
-        return
+        except AttemptFailure as failure:
+            cut = failure
+        finally:
+            await leg.upstream.close()
+        run.settle(leg)
+        next_leg = await _after_break(run, rescue, cut)
+        if next_leg is None:
+            break
+        if isinstance(next_leg, GatewayError):
+            outcome.record(status=next_leg.status, error=next_leg)
+            yield b"event: error\ndata: " + next_leg.body(outcome.request_id) + b"\n\n"
+            return
+        run.leg = next_leg
+        run.legs.append(next_leg)
     seconds = time.perf_counter() - started
-    if outcome.usage is not None and outcome.usage.output_tokens and seconds > 0:
-        health.observe(deployment.row, tps=outcome.usage.output_tokens / seconds)
+    usage = leg.usage[0] if leg.usage is not None else None
+    if usage is not None and usage.output_tokens and seconds > 0:
+        outcome.ctx.health.observe(leg.deployment.row, tps=usage.output_tokens / seconds)
     outcome.record(status=200)
-    yield b"data: " + _encoder.encode(_final_chunk(outcome, relay)) + b"\n\ndata: [DONE]\n\n"
+    yield b"data: " + _encoder.encode(_final_chunk(outcome, run.ids)) + b"\n\ndata: [DONE]\n\n"
 
 
-def _stream_failure(provider: str, relay: Relay) -> GatewayError | None:
+async def _after_break(
+    run: Run, rescue: Rescue, cut: AttemptFailure | None
+) -> Leg | GatewayError | None:
+    """None when the leg ended with a whole answer; else the leg that continues it, or the
+    error that ends the stream."""
+    leg = run.leg
+    broken = _break(leg.relay, cut)
+    if broken is None:
+        return None
+    reason, what = broken
+    deployment = leg.deployment
+    run.outcome.ctx.health.failure(deployment.row, cut.kind if cut is not None else "stream_error")
+    _mark_failed(run.outcome, leg, reason)
+    next_leg = await rescue.resume(run.sent, run.kept <= KEPT_BYTES, leg, run.ids)
+    if isinstance(next_leg, str):
+        return _failure(deployment.provider.id, what, next_leg, cut)
+    return next_leg
+
+
+def _break(relay: Relay, cut: AttemptFailure | None) -> tuple[str, str] | None:
+    """(chain reason, what happened) when the leg did not end with a whole answer."""
+    if cut is not None:
+        return ("stream_stalled" if cut.kind == "timeout" else "stream_cut"), cut.message
     if relay.error is not None:
-        message = "the provider reported an error mid-stream"
-        try:
-            detail = _decoder.decode(relay.error)
-            inner = detail.get("error") if isinstance(detail, dict) else None
-            if isinstance(inner, dict) and inner.get("message"):
-                message = str(inner["message"])
-        except msgspec.DecodeError:
-            pass
-        return ProviderError(f"Provider '{provider}': {scrub(message)}")
+        return "upstream_error_event", stream_error_message(relay)
+    if relay.malformed:
+        return "malformed_chunk", MALFORMED
     if not relay.done and relay.finish_reason is None:
-        return ProviderError(f"Provider '{provider}': the stream ended before the answer did.")
+        return "stream_cut", "the stream ended before the answer did"
     return None
+
+
+def _mark_failed(outcome: Outcome, leg: Leg, reason: str) -> None:
+    """The chain's entry for this leg (its last) said success when it opened: it broke."""
+    for i in range(len(outcome.chain) - 1, -1, -1):
+        attempt = outcome.chain[i]
+        if attempt.provider == leg.deployment.provider.id and attempt.status == "success":
+            outcome.chain[i] = dataclasses.replace(attempt, status="failed", reason=reason)
+            return
+
+
+def _failure(provider: str, what: str, why: str, cut: AttemptFailure | None) -> GatewayError:
+    kind = ProviderTimeout if cut is not None and cut.kind == "timeout" else ProviderError
+    failure = kind(
+        f"Provider '{provider}': {what}; the answer could not be continued: {why}.",
+        headers=provider_headers(provider, "stream_error", False),
+    )
+    return failure
 
 
 # Exact encodings of the OpenAI model families (``ModelConfig.family``); others are estimated.
@@ -145,37 +196,46 @@ _FAMILY_ENCODINGS: dict[str, Literal["o200k_base", "cl100k_base"]] = {
 }
 
 
-def _settle_usage(outcome: Outcome, relay: Relay) -> None:
-    """The upstream's usage, or (marked ``usage_estimated``) the plan's prompt tokens and the
-    forwarded completion counted exactly for an OpenAI-family model on the OpenAI wire,
-    else estimated at about 4 characters per token."""
+def _leg_usage(outcome: Outcome, leg: Leg) -> tuple[Usage, bool]:
+    """(usage, estimated): the upstream's usage, or the plan's prompt tokens (plus the
+    prefill's, ~4 characters a token) and the forwarded completion counted exactly for an
+    OpenAI-family model on the OpenAI wire, else estimated at about 4 characters per token."""
+    relay = leg.relay
     reported = relay.usage
     if reported is not None:
         prompt, completion, cached, reasoning = reported
-        outcome.usage = Usage(prompt, completion, cached, reasoning)
-        return
+        return Usage(prompt, completion, cached, reasoning), False
     plan = outcome.plan
     if isinstance(relay, core.OpenAIStreamRelay):
-        family = outcome.deployment.model.family if outcome.deployment else None
+        family = leg.deployment.model.family
         encoding = _FAMILY_ENCODINGS.get(family) if family else None
         completion = relay.completion_tokens(encoding=encoding)
     else:
         completion = (relay.content_chars + 3) // 4
-    outcome.usage = Usage(
-        input_tokens=plan.prompt_tokens if plan else 0,
-        output_tokens=completion,
-    )
-    outcome.usage_estimated = True
+    prompt = (plan.prompt_tokens if plan else 0) + (leg.prefill_chars + 3) // 4
+    return Usage(input_tokens=prompt, output_tokens=completion), True
 
 
-def _final_chunk(outcome: Outcome, relay: Relay) -> dict[str, object]:
+def _sum(usages: Iterable[Usage]) -> Usage:
+    total = Usage()
+    for u in usages:
+        total = Usage(
+            total.input_tokens + u.input_tokens,
+            total.output_tokens + u.output_tokens,
+            total.cached_tokens + u.cached_tokens,
+            total.reasoning_tokens + u.reasoning_tokens,
+        )
+    return total
+
+
+def _final_chunk(outcome: Outcome, ids: tuple[str, int]) -> dict[str, object]:
     usage = outcome.usage or Usage()
     deployment = outcome.deployment
     assert deployment is not None
     body: dict[str, object] = {
-        "id": relay.chunk_id or f"chatcmpl-{outcome.request_id}",
+        "id": ids[0],
         "object": "chat.completion.chunk",
-        "created": relay.created or 0,
+        "created": ids[1],
         "model": deployment.model.id,
         "choices": [],
         "usage": {

@@ -24,7 +24,12 @@ FailureKind = Literal[
     "stream_error",
 ]
 Wire = Literal["openai", "anthropic", "gemini"]
-RETRYABLE: frozenset[str] = frozenset({"rate_limited", "server_error", "timeout", "connect_error"})
+RETRYABLE: frozenset[str] = frozenset(
+    {"rate_limited", "server_error", "timeout", "connect_error", "stream_error"}
+)
+"""Failures another candidate may be tried after. A ``stream_error`` (a stream cut, or sending
+what cannot be used) reaches the attempt loop only before the first token: after it, the
+stream is continued instead (``api/stream_rescue.py``)."""
 
 
 @dataclass

@@ -197,9 +197,11 @@ class WireClient:
             ) from None
 
     async def open_stream(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
+        """The caller bounds the whole wait for the first token by ``first_byte``
+        (``api/stream_legs.open_leg``); here only the connect is."""
         first_byte = self.config.timeout_s.first_byte
         try:
-            return await asyncio.wait_for(self._open(url, body, wire), first_byte)
+            return await self._open(url, body, wire)
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_failure(exc, f"no first byte within {first_byte:g} s") from None
 
