@@ -30,7 +30,9 @@ from gateway.catalog import Catalog
 from gateway.config import HealthSettings
 
 State = Literal["closed", "open", "half_open"]
-COUNTED_FAILURES = frozenset({"server_error", "timeout", "connect_error", "stream_error"})
+COUNTED_FAILURES = frozenset(
+    {"server_error", "timeout", "connect_error", "stream_error", "malformed_chunk"}
+)
 
 
 @dataclass(slots=True)

@@ -4,8 +4,10 @@ A stream attempt succeeds only when its first token arrives: the first chunk tha
 content, a tool call or a finish reason, within the provider's ``timeout_s.first_byte``.
 Response headers, a role-only chunk or keep-alives do not count, so a provider that answers
 200 and then sits silent is failed over at that deadline, before anything reached the client
-(docs/behaviour.md, "Failover"). The chunks read until then are held in ``Leg.pending``; an
-error event or an unusable chunk before the first token fails the attempt the same way.
+(docs/behaviour.md, "Streams"). The chunks read until then are held in ``Leg.pending``; an
+error event or an unusable chunk before the first token fails the attempt the same way. One
+that arrives in the same read as the first token leaves a leg that is already broken: its
+pending chunks are never sent, and the answer restarts on another leg (``api/streaming.py``).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ MALFORMED = "the stream sent a chunk that is not a valid chat.completion.chunk"
 def _early_failure(relay: Relay) -> AttemptFailure:
     if relay.error is not None:
         return AttemptFailure("server_error", stream_error_message(relay))
-    return AttemptFailure("stream_error", MALFORMED)
+    return AttemptFailure("malformed_chunk", MALFORMED)
 
 
 async def open_leg(
@@ -162,6 +164,4 @@ async def _until_first_token(upstream: UpstreamStream, relay: Relay) -> list[byt
         out = relay.feed(chunk)
         if out:
             pending.append(out)
-    if relay.halted and not relay.done:  # broke in the same read: nothing was sent yet
-        raise _early_failure(relay)
     return pending

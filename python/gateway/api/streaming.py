@@ -95,6 +95,8 @@ async def _relay(run: Run, rescue: Rescue) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         cut: AttemptFailure | None = None
         try:
+            if relay.halted and _break(relay, None) is not None:
+                leg.pending = []  # broke in its first read: none of it goes, it restarts
             for out in run.replay(leg):
                 yield out
             while not relay.halted:  # the hot loop: ``run.keep`` inlined

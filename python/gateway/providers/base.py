@@ -22,14 +22,15 @@ FailureKind = Literal[
     "auth_error",
     "client_error",
     "stream_error",
+    "malformed_chunk",
 ]
 Wire = Literal["openai", "anthropic", "gemini"]
 RETRYABLE: frozenset[str] = frozenset(
-    {"rate_limited", "server_error", "timeout", "connect_error", "stream_error"}
+    {"rate_limited", "server_error", "timeout", "connect_error", "stream_error", "malformed_chunk"}
 )
-"""Failures another candidate may be tried after. A ``stream_error`` (a stream cut, or sending
-what cannot be used) reaches the attempt loop only before the first token: after it, the
-stream is continued instead (``api/stream_rescue.py``)."""
+"""Failures another candidate may be tried after. A ``stream_error`` or ``malformed_chunk`` (a
+stream cut, or sending what cannot be used) reaches the attempt loop only before the first
+token: after it, the stream is continued instead (``api/stream_rescue.py``)."""
 
 
 @dataclass
