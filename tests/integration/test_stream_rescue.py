@@ -312,10 +312,16 @@ def test_a_break_in_a_tool_call_is_not_continued(rig, ups):
 
 
 def test_a_spent_attempt_budget_ends_with_an_error_event(rig, ups):
-    ups[A].enqueue(broken_stream(FULL, AFTER, "cut"))
-    result = stream(rig(upstream_b="prefix"), routing={"max_fallback_attempts": 0})
-    assert_stream_error(result, "no candidate could continue", "attempt")
-    assert chats(ups[B]) == []
+    # Without the budget, upstream-a would continue after upstream-b's refusal (as in
+    # test_rejected_prefill_moves_to_the_next_prefill_candidate); one continuation is all
+    # max_fallback_attempts: 1 allows, and upstream-b's refusal spent it.
+    ups[A].enqueue(broken_stream(FULL, AFTER, "cut"), Continue(FULL, "prefix", *A_TOKENS))
+    ups[B].enqueue(Continue(FULL, "prefix", reject=True))
+    r = rig(upstream_a="prefix", upstream_b="prefix")
+    result = stream(r, routing={"max_fallback_attempts": 1})
+    assert_stream_error(result, "no candidate could continue", "attempt", "prefill")
+    assert result.text == delivered(FULL, AFTER)
+    assert (len(chats(ups[A])), len(chats(ups[B]))) == (1, 1)
 
 
 # --- metering -------------------------------------------------------------------------------
