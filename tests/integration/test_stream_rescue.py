@@ -21,6 +21,7 @@ import pytest
 from support.anthropic_upstream import AnthropicContinue, AnthropicUpstream
 from support.breaks import (
     MALFORMED,
+    Break,
     broken_stream,
     delivered,
     headers_then_silence,
@@ -51,7 +52,7 @@ from support.rescue import (
     usage_pair,
     usage_record,
 )
-from support.upstream import Continue, CutBody, Reply, UpstreamServer
+from support.upstream import Continue, CutBody, Pause, Reply, ScriptedStream, UpstreamServer
 
 FULL = "Rescued answers read as one stream: every byte once, in order, nothing missing."
 B_TEXT = "served whole by the secondary"
@@ -179,6 +180,18 @@ def test_malformed_chunk_after_content_is_continued(rig, ups, shape: str):
     assert_continuation_request(
         chats(ups[B])[0], chats(ups[A])[0], "prefix", delivered(FULL, AFTER)
     )
+
+
+@pytest.mark.parametrize("how", ["malformed", "error_event"])
+def test_a_break_in_the_same_read_as_the_content_still_sums_usage(rig, ups, how: Break):
+    # No pause between the delivered pieces and the break: the gateway may read them at once.
+    # The client's text then still holds upstream-a's pieces, so its usage holds their tokens.
+    broken = broken_stream(FULL, AFTER, how)
+    ups[A].enqueue(ScriptedStream(tuple(s for s in broken.steps if not isinstance(s, Pause))))
+    ups[B].enqueue(Continue(FULL, "prefix", *B_TOKENS))
+    result = stream(rig(upstream_b="prefix"))
+    final = assert_one_stream(result, FULL)
+    broken_share(final, B_TOKENS)
 
 
 def test_upstream_error_event_after_content_is_continued(rig, ups):

@@ -23,12 +23,12 @@ from support.anthropic_upstream import (
     broken_events,
     error_event,
 )
-from support.breaks import Break, broken_stream, delivered, headers_then_silence
+from support.breaks import SETTLE_S, Break, broken_stream, delivered, headers_then_silence
 from support.continuation import Style, content_text
 from support.faults import deepen_backlog
 from support.gateway import GatewayProcess
 from support.rescue import MODEL, A, B, C, Rig, assert_continuation_request, rescue_config
-from support.upstream import Continue, Reply, ScriptedStream, UpstreamServer
+from support.upstream import Continue, Pause, Reply, ScriptedStream, UpstreamServer
 
 FULL = "Rescued answers read as one stream: every byte once, in order, nothing missing."
 B_TEXT = "served whole by the secondary"
@@ -138,7 +138,8 @@ def test_an_anthropic_provider_continues_its_own_broken_stream(rig, ups):
     # anthro-c is the only candidate: an error event after three text deltas, then the same
     # deployment continues from an assistant prefill (its format's default).
     events = broken_events({"model": "m"}, AnthropicReply(text=FULL), AFTER)
-    ups[C].enqueue(ScriptedStream((*events, error_event())), AnthropicContinue(FULL, *C_TOKENS))
+    broken = ScriptedStream((*events, Pause(SETTLE_S), error_event()))
+    ups[C].enqueue(broken, AnthropicContinue(FULL, *C_TOKENS))
     seen = ask(rig((C,)))
     assert_whole(seen, FULL)
     first, cont = ups[C].message_requests()  # type: ignore[attr-defined]
@@ -170,3 +171,15 @@ def test_a_rejected_prefill_raises_in_the_sdk(rig, ups):
     assert_sdk_error(seen, delivered(FULL, AFTER))
     assert "prefill" in str(seen.error).lower() or "continue" in str(seen.error).lower()
     assert len(ups[B].chat_requests()) == 1
+
+
+@pytest.mark.parametrize("how", ["malformed", "error_event"])
+def test_a_break_in_the_same_read_as_the_content_still_sums_usage(rig, ups, how: Break):
+    # No pause between the delivered pieces and the break: the gateway may read them at once.
+    # Whatever it then does, text the client got from upstream-a is usage of upstream-a.
+    broken = broken_stream(FULL, AFTER, how)
+    ups[A].enqueue(ScriptedStream(tuple(s for s in broken.steps if not isinstance(s, Pause))))
+    ups[B].enqueue(Continue(FULL, "prefix", *B_TOKENS))
+    seen = ask(rig(upstream_b="prefix"))
+    assert_whole(seen, FULL)
+    assert seen.final.usage.output_tokens > B_TOKENS[1], "upstream-a's delivered text not metered"

@@ -18,6 +18,7 @@ from .upstream import Pause, ScriptedStream, split_text
 
 Break = Literal["cut", "stall", "malformed", "error_event"]
 
+SETTLE_S = 0.3
 # Events the relay cannot use (docs/behaviour.md): each is a failure of the stream there.
 MALFORMED: dict[str, bytes] = {
     "not_json": b"data: {not json\n\n",
@@ -53,7 +54,8 @@ def broken_stream(
     usage: tuple[int, int] = (12, 9),
     hang_s: float = 6.0,
 ) -> ScriptedStream:
-    """The role chunk and the first ``after`` pieces of ``text``, then the break:
+    """The role chunk and the first ``after`` pieces of ``text``, a pause of ``SETTLE_S``,
+    then the break:
 
     - ``cut``: the connection drops (RST).
     - ``stall``: nothing more for ``hang_s`` seconds, then a drop.
@@ -66,6 +68,10 @@ def broken_stream(
     assert 0 <= after < len(parts), f"{text!r} has {len(parts)} pieces; cannot break after {after}"
     steps: list[bytes | Pause] = [chunk("", role="assistant", model=model)]
     steps += [chunk(p, model=model) for p in parts[:after]]
+    if after:
+        # Let the delivered pieces reach the client before the break: a break read in the same
+        # batch as them may count as one before any content (a failover, not a continuation).
+        steps.append(Pause(SETTLE_S))
     if how == "cut":
         return ScriptedStream(tuple(steps), end="cut")
     if how == "stall":
