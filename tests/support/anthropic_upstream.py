@@ -3,8 +3,11 @@
 ``AnthropicReply`` is answered as a Messages JSON body, or as Anthropic's SSE event sequence
 (``message_start``, ``ping``, content blocks with ``thinking_delta`` / ``text_delta`` /
 ``input_json_delta``, ``message_delta`` with ``stop_reason`` and usage, ``message_stop``) when
-the request has ``stream: true``. Every other behaviour of ``support.upstream`` (``Status``,
-``Delay``, ``Close``, ``ScriptedStream`` …) works unchanged.
+the request has ``stream: true``. ``AnthropicContinue`` is a provider that accepts an
+assistant prefill (``support.continuation``): the whole text to an ordinary request, the rest
+after the prefill to a request ending in one. ``broken_events`` cuts an Anthropic stream short
+for a ``ScriptedStream``. Every other behaviour of ``support.upstream`` (``Status``, ``Delay``,
+``Close``, ``ScriptedStream`` …) works unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .upstream import DEFAULT_TEXT, UpstreamServer, _Handler, split_text
+from .continuation import answer_text, find_prefill, shape_problem
+from .upstream import DEFAULT_TEXT, Status, UpstreamServer, _Handler, split_text
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,33 @@ class AnthropicReply:
     cache_read: int = 0
     cache_creation: int = 0
     model: str | None = None
+
+
+@dataclass(frozen=True)
+class AnthropicContinue:
+    """``text`` whole, or the rest of it after an assistant prefill (Anthropic's own prefill:
+    a trailing-whitespace prefill is a 400, as there). ``reject``: a 400 to any prefill."""
+
+    text: str
+    input_tokens: int = 12
+    output_tokens: int = 9
+    reject: bool = False
+
+
+def continuation(behaviour: AnthropicContinue, request: Any) -> AnthropicReply | Status:
+    def reply(text: str) -> AnthropicReply:
+        return AnthropicReply(
+            text=text, input_tokens=behaviour.input_tokens, output_tokens=behaviour.output_tokens
+        )
+
+    prefill = find_prefill(request)
+    if prefill is None:
+        return reply(behaviour.text)
+    problem = "assistant prefill is not supported" if behaviour.reject else None
+    problem = problem or shape_problem("assistant", request, prefill)
+    if problem is not None:
+        return Status(400, body=anthropic_error("invalid_request_error", problem))
+    return reply(answer_text("assistant", behaviour.text, prefill.text))
 
 
 def anthropic_error(status_type: str, message: str) -> dict[str, Any]:
@@ -132,8 +163,28 @@ def stream_events(request: Any, reply: AnthropicReply) -> list[bytes]:
     return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
 
 
+def broken_events(request: Any, reply: AnthropicReply, text_deltas: int) -> list[bytes]:
+    """The start of ``reply``'s stream up to and including its ``text_deltas``-th text delta
+    (no ``content_block_stop``, ``message_delta`` or ``message_stop``): put a break after it."""
+    kept: list[bytes] = []
+    seen = 0
+    for event in stream_events(request, reply):
+        if seen >= text_deltas:
+            break
+        kept.append(event)
+        seen += b'"text_delta"' in event
+    return kept
+
+
+def error_event(kind: str = "overloaded_error", message: str = "Overloaded") -> bytes:
+    """Anthropic's mid-stream ``event: error``."""
+    return f"event: error\ndata: {json.dumps(anthropic_error(kind, message))}\n\n".encode()
+
+
 class _AnthropicHandler(_Handler):
     def _run(self, behaviour: Any, request: Any) -> None:
+        if isinstance(behaviour, AnthropicContinue):
+            behaviour = continuation(behaviour, request)
         if not isinstance(behaviour, AnthropicReply):
             super()._run(behaviour, request)
             return

@@ -15,6 +15,9 @@ then a default. Behaviours:
 - ``ScriptedStream``: a 200 event stream written exactly as scripted (raw SSE bytes and
   ``Pause`` steps), ending cleanly, cut, or hanging (for malformed chunks, stalls, a slow
   first token, streams without ``[DONE]``).
+- ``Continue``: a provider that accepts an assistant prefill (``support.continuation``): a
+  request without one gets the whole text, a request with one the rest of it (or a 400).
+- ``CutBody``: a non-streaming answer whose body is dropped after its headers and a part.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+
+from .continuation import Style, answer_text, find_prefill, shape_problem
 
 DEFAULT_TEXT = "Hello from the upstream. The answer is 42."
 DEFAULT_PROMPT_TOKENS = 12
@@ -97,7 +102,31 @@ class ScriptedStream:
     hang_s: float = 5.0
 
 
-Behaviour = Reply | Status | Delay | Hang | Close | CutStream | ScriptedStream
+@dataclass(frozen=True)
+class Continue:
+    """Answers ``text`` whole, or — to a request ending in a prefill of ``style`` — only the
+    rest of it after the prefill (``prefix_echo``: the prefill, then the rest). ``reject``:
+    a 400 to any request with a prefill (a provider that claimed support it lacks); a prefill
+    of the wrong style is a 400 too, whose message says so."""
+
+    text: str
+    style: Style
+    prompt_tokens: int = DEFAULT_PROMPT_TOKENS
+    completion_tokens: int = DEFAULT_COMPLETION_TOKENS
+    reject: bool = False
+    chunk_delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CutBody:
+    """200 with the ``Content-Length`` of the full JSON completion, then only the first
+    ``fraction`` of the body, then the connection dropped (a non-streaming mid-body cut)."""
+
+    reply: Reply = field(default_factory=Reply)
+    fraction: float = 0.5
+
+
+Behaviour = Reply | Status | Delay | Hang | Close | CutStream | ScriptedStream | Continue | CutBody
 
 
 @dataclass
@@ -160,6 +189,28 @@ def completion_body(request: Any, reply: Reply) -> dict[str, Any]:
             "total_tokens": reply.prompt_tokens + reply.completion_tokens,
         },
     }
+
+
+def continuation(behaviour: Continue, request: Any) -> Reply | Status:
+    """What a ``Continue`` upstream answers to ``request``."""
+
+    def reply(text: str) -> Reply:
+        return Reply(
+            text=text,
+            prompt_tokens=behaviour.prompt_tokens,
+            completion_tokens=behaviour.completion_tokens,
+            chunk_delay_s=behaviour.chunk_delay_s,
+        )
+
+    prefill = find_prefill(request)
+    if prefill is None:
+        return reply(behaviour.text)
+    if behaviour.reject:
+        return Status(400, message="This model does not support assistant message prefill.")
+    problem = shape_problem(behaviour.style, request, prefill)
+    if problem is not None:
+        return Status(400, message=problem)
+    return reply(answer_text(behaviour.style, behaviour.text, prefill.text))
 
 
 def stream_events(request: Any, reply: Reply) -> list[bytes]:
@@ -280,6 +331,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(request, behaviour.reply, cut_after=behaviour.after_chunks)
         elif isinstance(behaviour, ScriptedStream):
             self._scripted(behaviour)
+        elif isinstance(behaviour, Continue):
+            self._run(continuation(behaviour, request), request)
+        elif isinstance(behaviour, CutBody):
+            self._cut_body(completion_body(request, behaviour.reply), behaviour.fraction)
         else:
             wants_stream = isinstance(request, dict) and request.get("stream") is True
             if wants_stream:
@@ -300,6 +355,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
+
+    def _cut_body(self, body: dict[str, Any], fraction: float) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: int(len(data) * fraction)])
+        self.wfile.flush()
+        self._drop()
 
     def _stream(self, request: Any, reply: Reply, cut_after: int | None) -> None:
         events = stream_events(request, reply)
