@@ -74,7 +74,11 @@ class Deployment:
 
     @property
     def prefill(self) -> PrefillStyle:
-        """How this deployment continues a partial answer (``OfferConfig.prefill``)."""
+        """How this deployment continues a partial answer (``OfferConfig.prefill``). The mock
+        borrows each model's first offer, never its prefill: it answers the same whatever it
+        is sent."""
+        if self.provider.format == "mock":
+            return "none"
         declared = self.offer.prefill
         if declared is not None:
             return declared
