@@ -256,4 +256,45 @@ mod tests {
         let mut skip = "é".to_owned();
         assert_eq!(skip_prefix(&mut skip, "è!"), "è!");
     }
+
+    proptest::proptest! {
+        /// However the continuation is chunked, the client gets it with exactly the repeated
+        /// part (a prefix of `skip` the answer starts with) removed, under the given id.
+        #[test]
+        fn stitched_text_is_the_answer_minus_what_it_repeats(
+            answer in "[a é🙂\n\"]{0,24}",
+            skip in "[a é🙂\n]{0,12}",
+            cuts in proptest::collection::vec(0usize..40, 0..6),
+        ) {
+            let chars: Vec<char> = answer.chars().collect();
+            let mut points: Vec<usize> = cuts.iter().map(|c| c % (chars.len() + 1)).collect();
+            points.extend([0, chars.len()]);
+            points.sort_unstable();
+            points.dedup();
+            let mut input = chunk(r#"{"role":"assistant","content":""}"#, None);
+            for w in points.windows(2) {
+                let piece: String = chars[w[0]..w[1]].iter().collect();
+                let delta = serde_json::json!({ "content": piece }).to_string();
+                input.push_str(&chunk(&delta, None));
+            }
+            input.push_str(&chunk("{}", Some("stop")));
+            let mut s = Stitch::new("one", 3, &skip, false);
+            let out = stitched(&mut s, &input);
+            let text: String = out
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+                .collect();
+            // What a whole-answer skip removes: the longest common prefix, if it covers the
+            // answer's start up to where they differ (or all of `skip`).
+            let common: usize = skip
+                .chars()
+                .zip(answer.chars())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a.len_utf8())
+                .sum();
+            proptest::prop_assert_eq!(text, &answer[common..]);
+            proptest::prop_assert!(out.iter().all(|c| c["id"] == "one" && c["created"] == 3));
+            proptest::prop_assert!(out.iter().all(|c| c["choices"][0]["delta"].get("role").is_none()));
+        }
+    }
 }
