@@ -25,7 +25,14 @@ from support.anthropic_upstream import AnthropicReply, AnthropicUpstream, anthro
 from support.anthropic_upstream import stream_events as anthropic_events
 from support.faults import NO_BREAKER
 from support.gateway import GatewayProcess, gateway_config, new_secret, offer
-from support.upstream import Reply, ScriptedStream, Status, UpstreamServer, stream_events
+from support.upstream import (
+    Pause,
+    Reply,
+    ScriptedStream,
+    Status,
+    UpstreamServer,
+    stream_events,
+)
 
 OA_KEY = new_secret("sk-proj-")
 AN_KEY = new_secret("sk-ant-api03-")
@@ -87,8 +94,9 @@ def gw(
             offer("gpt-4o-mini", "oa-byok", "up-gpt-4o-mini"),
             offer("text-embedding-3-small", "oa", "up-embed", **EMBED),
             offer("text-embedding-3-large", "oa-byok", "up-embed", **EMBED),
-            offer("claude-sonnet-4", "an", "claude-sonnet-4-20250514"),
-            offer("claude-3-5-haiku", "an-byok", "claude-3-5-haiku-20241022"),
+            # Not continued (docs/behaviour.md): the mid-stream error must reach the client.
+            offer("claude-sonnet-4", "an", "claude-sonnet-4-20250514") | {"prefill": "none"},
+            offer("claude-3-5-haiku", "an-byok", "claude-3-5-haiku-20241022") | {"prefill": "none"},
         ],
         health=NO_BREAKER,
     )
@@ -137,10 +145,13 @@ def _answer(fmt: str, failure: str, message: str) -> Status | ScriptedStream:
     if fmt == "anthropic":
         opening = anthropic_events({"model": "claude"}, AnthropicReply(text="Hello there"))[:4]
         error = {"type": "error", "error": {"type": "overloaded_error", "message": message}}
-        return ScriptedStream((*opening, f"event: error\ndata: {json.dumps(error)}\n\n".encode()))
+        event = f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+        return ScriptedStream((*opening, Pause(0.3), event))
+    # The pause lets the opening reach the client first: an error in the same read would
+    # fail the attempt before any content and be served afresh, hiding the error.
     opening = stream_events({"model": "m", "stream": True}, Reply(text="Hello there"))[:2]
     error = {"error": {"message": message, "type": "server_error"}}
-    return ScriptedStream((*opening, f"data: {json.dumps(error)}\n\n".encode()))
+    return ScriptedStream((*opening, Pause(0.3), f"data: {json.dumps(error)}\n\n".encode()))
 
 
 def _tenant(gw: GatewayProcess, admin_key: str, name: str) -> tuple[str, str]:
