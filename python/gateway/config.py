@@ -171,7 +171,26 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     failure_threshold: Annotated[int, msgspec.Meta(ge=1)] = 5  # consecutive failures: open
     failure_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5  # …or this rate over window
     window: Annotated[int, msgspec.Meta(ge=2)] = 20
-    cooldown_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # open → one probe after this
+    cooldown_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0  # open → one probe after this
+    # Each failed probe doubles the cool-down, up to this (or cooldown_s, if larger).
+    max_cooldown_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+
+
+class FailoverSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When a failed attempt is retried on the same deployment instead of moving on
+    (docs/behaviour.md, "Failover"): a 429 whose ``Retry-After`` is at most
+    ``retry_after_max_s`` (0: never), and one quick retry after a random
+    ``quick_retry_min_s``–``quick_retry_max_s`` when a request's first attempt meets a
+    500/502/503 or a reset connection."""
+
+    retry_after_max_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
+    quick_retry: bool = True
+    quick_retry_min_s: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.05
+    quick_retry_max_s: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.25
+
+    def __post_init__(self) -> None:
+        if self.quick_retry_max_s < self.quick_retry_min_s:
+            raise ValueError("quick_retry_max_s must not be below quick_retry_min_s")
 
 
 class StorePool(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -201,6 +220,7 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 * 1024 * 1024
     body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # whole body read: else 408
     health: HealthSettings = msgspec.field(default_factory=HealthSettings)
+    failover: FailoverSettings = msgspec.field(default_factory=FailoverSettings)
     store_unavailable: Literal["closed", "open"] = "closed"
     store_pool: StorePool = msgspec.field(default_factory=StorePool)
     webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)

@@ -103,7 +103,7 @@ class Context:
             store=store,
             keys=KeyResolver(hash_key, store.get_key_by_hash, stale_ok=fail_open, offload=offload),
             pool=pool,
-            dispatcher=Dispatcher(pool, health, byok),
+            dispatcher=Dispatcher(pool, health, byok, config.defaults.failover),
             health=health,
             usage=UsageWriter(
                 settings.data_dir / "spool",

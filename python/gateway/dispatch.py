@@ -1,9 +1,12 @@
 """The attempt loop: try the ranked deployments in order, fail over only when it is safe.
 
 Retryable failures (429, 5xx, connect errors, timeouts) move to the next candidate while
-``allow_fallbacks`` holds and attempts remain; request errors (400, 401, other 4xx) stop at
-once. Every attempt is appended to the caller's ``chain``, which becomes
-``routing_metadata.fallback_chain`` and the usage record's, whatever the outcome.
+``allow_fallbacks`` holds and attempts remain, unless ``failover.in_place_delay`` says one
+retry on the same deployment is cheaper (a short ``Retry-After``, a one-off 5xx or reset on
+the request's first attempt); request errors (400, 401, other 4xx) stop at once. A
+context-length 400 moves on only to larger context windows; a content-policy 400 is the
+answer (``ContentFiltered``). Every attempt is appended to the caller's ``chain``, which
+becomes ``routing_metadata.fallback_chain`` and the usage record's, whatever the outcome.
 
 A BYOK deployment is called with the workspace's own key, fetched for that attempt only
 (``byok_keys``) and passed to a per-attempt view of the provider client. Its failures differ in
@@ -14,6 +17,7 @@ only that workspace's key (``ByokKeyring.cool``), not the deployment's shared he
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -22,7 +26,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from gateway.catalog import Deployment
+from gateway.config import FailoverSettings
 from gateway.errors import (
+    ContextLengthExceeded,
     GatewayError,
     InvalidRequest,
     ProviderAuthFailed,
@@ -32,6 +38,7 @@ from gateway.errors import (
     ServiceUnavailable,
     provider_headers,
 )
+from gateway.failover import in_place_delay, larger_context
 from gateway.health import HealthTracker
 from gateway.providers import AttemptFailure, Provider, ProviderPool
 from gateway.routing.planner import RoutePlan
@@ -54,6 +61,8 @@ class Attempt:
     key_source: str = "platform"
     """``byok`` when the attempt used the workspace's own key (the same provider may then
     appear twice in a chain: its BYOK row, then its platform twin)."""
+    retry: bool = False
+    """The attempt retried the deployment of the attempt before it, in place."""
     continuation: bool = False
     """The attempt continued a stream that broke after content reached the client."""
 
@@ -70,6 +79,8 @@ def to_gateway_error(provider: str, failure: AttemptFailure) -> GatewayError:
         return ProviderTimeout(message, headers=headers)
     if failure.kind == "bad_request":
         return InvalidRequest(message, headers=headers)
+    if failure.kind == "context_length":
+        return ContextLengthExceeded(message, headers=headers)
     if failure.kind == "auth_error":
         return ProviderAuthFailed(message, headers=headers)
     return ProviderError(message, headers=headers)
@@ -83,13 +94,31 @@ def byok_failure(failure: AttemptFailure) -> AttemptFailure:
     return failure
 
 
+class ContentFiltered(InvalidRequest):
+    """A provider refused the request under its content policy: that refusal is the answer
+    (``api/refusal.py`` turns it into a ``content_filter`` finish), never failed over.
+    Where no answer shape fits (embeddings), it is this 400."""
+
+    code = "content_filter"
+
+    def __init__(self, deployment: Deployment, reason: str, headers: dict[str, str]) -> None:
+        super().__init__(f"Provider '{deployment.provider.id}': {reason}", headers=headers)
+        self.deployment = deployment
+        self.reason = reason
+
+
 class Dispatcher:
     def __init__(
-        self, pool: ProviderPool, health: HealthTracker, byok: ByokKeyring | None = None
+        self,
+        pool: ProviderPool,
+        health: HealthTracker,
+        byok: ByokKeyring | None = None,
+        failover: FailoverSettings | None = None,
     ) -> None:
         self.pool = pool
         self.health = health
         self.byok = byok
+        self.failover = failover or FailoverSettings()
 
     def client_for(self, plan: RoutePlan, deployment: Deployment) -> Provider | None:
         """The client for one attempt at ``deployment`` (see ``_client``)."""
@@ -120,44 +149,52 @@ class Dispatcher:
         attempt."""
         budget = 1 + (plan.max_fallback_attempts if plan.allow_fallbacks else 0)
         last: tuple[Deployment, AttemptFailure] | None = None
+        begun, attempts = time.monotonic(), 0
+        too_long: Deployment | None = None  # the last deployment whose window was too small
         for deployment in plan.deployments:
             if budget == 0:
                 break
-            row, provider_id = deployment.row, deployment.provider.id
+            if too_long is not None and not larger_context(too_long, deployment):
+                continue
+            row = deployment.row
             client = self._client(plan, deployment)
             if client is None or not self.health.claim(row):
                 continue
             budget -= 1
-            started = time.perf_counter()
-            try:
-                result = await call(client, deployment, payload_for(deployment))
-            except AttemptFailure as failure:
-                own_key = deployment.key_source == "byok"
-                if own_key:
-                    failure = self._byok_failed(plan, deployment, failure)
-                else:
-                    self.health.failure(row, failure.kind, failure.retry_after)
-                chain.append(
-                    Attempt(
-                        provider_id,
-                        deployment.model.id,
-                        "failed",
-                        failure.kind,
-                        deployment.key_source,
-                    )
-                )
-                last = (deployment, failure)
-                if not (failure.retryable or (own_key and failure.kind == "auth_error")):
+            times: list[float] = []
+            failed: AttemptFailure | None = None
+            while True:
+                attempts += 1
+                times.append(time.monotonic())
+                started = time.perf_counter()
+                try:
+                    result = await call(client, deployment, payload_for(deployment))
+                except AttemptFailure as failure:
+                    failed = self._failed(plan, deployment, failure)
+                    chain.append(_attempt(deployment, failed.kind, retry=len(times) > 1))
+                    last = (deployment, failed)
+                    if await self._retry_in_place(deployment, failed, attempts, times, begun):
+                        continue
                     break
-                continue
-            except BaseException:
-                self.health.release(row)
-                raise
-            self.health.success(row)
-            chain.append(
-                Attempt(provider_id, deployment.model.id, "success", None, deployment.key_source)
-            )
-            return result, deployment, time.perf_counter() - started
+                except BaseException:
+                    self.health.release(row)
+                    raise
+                self.health.success(row)
+                chain.append(_attempt(deployment, None, retry=len(times) > 1))
+                return result, deployment, time.perf_counter() - started
+            assert failed is not None
+            if failed.kind == "content_filter":
+                headers = provider_headers(deployment.provider.id, failed.kind, False)
+                raise ContentFiltered(deployment, failed.message, headers)
+            if failed.kind == "context_length":
+                too_long = deployment
+            own_key = deployment.key_source == "byok"
+            if not (
+                failed.retryable
+                or failed.kind == "context_length"
+                or (own_key and failed.kind == "auth_error")
+            ):
+                break
         if last is None:
             raise ServiceUnavailable(
                 "Every candidate deployment is cooling down after failures or a provider's "
@@ -165,6 +202,41 @@ class Dispatcher:
                 code="no_providers_available",
             )
         raise to_gateway_error(last[0].provider.id, last[1])
+
+    def _failed(
+        self, plan: RoutePlan, deployment: Deployment, failure: AttemptFailure
+    ) -> AttemptFailure:
+        """Book a failed attempt in the deployment's health (or its workspace key's)."""
+        if deployment.key_source == "byok":
+            return self._byok_failed(plan, deployment, failure)
+        self.health.failure(deployment.row, failure.kind, failure.retry_after)
+        return failure
+
+    async def _retry_in_place(
+        self,
+        deployment: Deployment,
+        failure: AttemptFailure,
+        attempts: int,
+        times: list[float],
+        begun: float,
+    ) -> bool:
+        """Wait and claim the deployment again when the failover rules say to retry it in
+        place; False to move on (or when its circuit opened meanwhile, or another request
+        took its probe)."""
+        delay = in_place_delay(
+            failure,
+            self.failover,
+            first_attempt=attempts == 1,
+            retried=len(times) > 1,
+            times=times,
+            elapsed_s=time.monotonic() - begun,
+            total_s=deployment.provider.timeout_s.total,
+        )
+        if delay is None:
+            return False
+        await asyncio.sleep(delay)
+        self.health.refresh()
+        return self.health.claim(deployment.row)
 
     def _byok_failed(
         self, plan: RoutePlan, deployment: Deployment, failure: AttemptFailure
@@ -188,3 +260,14 @@ class Dispatcher:
                 failure.status,
             )
         return failure
+
+
+def _attempt(deployment: Deployment, reason: str | None, *, retry: bool) -> Attempt:
+    return Attempt(
+        deployment.provider.id,
+        deployment.model.id,
+        "failed" if reason is not None and reason != "content_filter" else "success",
+        reason,
+        deployment.key_source,
+        retry=retry,
+    )

@@ -10,6 +10,11 @@ Circuit states per deployment::
         the single probe; others skip it until the probe ends
     half-open ──probe succeeds──▶ closed        half-open ──probe fails──▶ open
 
+The first opening lasts ``cooldown_s``; each failed probe doubles it, up to ``max_cooldown_s``,
+so a provider in a long outage sees one probe every ``max_cooldown_s`` at most, and one that
+heals is back in traffic within about ``max_cooldown_s`` (docs/behaviour.md, "Failover").
+A success resets the back-off.
+
 A 429 with ``Retry-After`` (or without, for one second) opens the provider's circuits for
 that long without counting as a failure: a provider that said wait is never hammered. Only
 the rows of the same key source cool: a rate-limited platform key says nothing about the
@@ -50,6 +55,8 @@ class DeploymentHealth:
     probing: bool = False
     opened_at: float = 0.0
     last_success: float = float("-inf")
+    reopenings: int = 0
+    """Failed probes since the circuit last closed: the back-off's exponent."""
 
 
 class HealthTracker:
@@ -116,6 +123,7 @@ class HealthTracker:
         health.last_success = self._clock()
         health.outcomes.append(True)
         health.consecutive_failures = 0
+        health.reopenings = 0
         if health.state != "closed":
             health.state, health.probing = "closed", False
             self._open.discard(row)
@@ -126,14 +134,26 @@ class HealthTracker:
             self._cool_provider(row, retry_after if retry_after is not None else 1.0)
             return
         if kind not in COUNTED_FAILURES:
-            return  # the request's fault (400) or the key's (401): the deployment is fine
+            # The request's fault (400) or the key's (401): the deployment is fine, and a
+            # probe that met it proved nothing either way.
+            self.release(row)
+            return
         health = self._rows[row]
         health.outcomes.append(False)
         health.consecutive_failures += 1
-        if health.state == "half_open" or self._tripped(health):
-            self._open_circuit(row, self._settings.cooldown_s)
+        if health.state == "half_open":
+            health.reopenings += 1
+            self._open_circuit(row, self.cooldown(health.reopenings))
+        elif self._tripped(health):
+            self._open_circuit(row, self.cooldown(0))
         else:
             self._publish(row)
+
+    def cooldown(self, reopenings: int) -> float:
+        """How long a circuit stays open after ``reopenings`` failed probes in a row."""
+        settings = self._settings
+        cap = max(settings.max_cooldown_s, settings.cooldown_s)
+        return min(cap, settings.cooldown_s * 2.0 ** min(reopenings, 32))
 
     def observe(self, row: int, *, ttft_ms: float | None = None, tps: float | None = None) -> None:
         """Fold one measured TTFT and/or throughput into the EWMAs."""

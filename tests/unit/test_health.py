@@ -165,3 +165,42 @@ def test_a_success_seen_here_after_the_other_process_opened_wins(
     health.adopt(row, seconds, age)
     assert health.state(row).state == "closed"
     assert health.shared_state() == {}
+
+
+@given(ROWS, FAILURES, st.integers(1, 6))
+@settings(max_examples=50, deadline=None)
+def test_failed_probes_back_off_to_the_cap_and_a_success_resets(
+    row: int, kind: str, probes: int
+) -> None:
+    health, _, clock = tracker(failure_threshold=1, cooldown_s=5, max_cooldown_s=15)
+    health.failure(row, kind)
+    expected = 5.0
+    for _ in range(probes):
+        clock.now += expected - 0.01
+        health.refresh()
+        assert not health.claim(row)
+        clock.now += 0.02
+        health.refresh()
+        assert health.claim(row)  # the probe, after exactly the back-off
+        health.failure(row, kind)
+        expected = min(15.0, expected * 2)
+    clock.now += expected + 0.01
+    health.refresh()
+    assert health.claim(row)
+    health.success(row)
+    health.failure(row, kind)
+    clock.now += 5.01
+    health.refresh()
+    assert health.claim(row)  # back to the first cool-down
+
+
+@given(ROWS, st.sampled_from(["bad_request", "auth_error", "context_length", "content_filter"]))
+@settings(max_examples=30, deadline=None)
+def test_a_probe_that_meets_a_request_error_frees_the_probe(row: int, kind: str) -> None:
+    health, _, clock = tracker(failure_threshold=1, cooldown_s=5)
+    health.failure(row, "server_error")
+    clock.now += 5.01
+    health.refresh()
+    assert health.claim(row)
+    health.failure(row, kind)  # says nothing about the deployment
+    assert health.claim(row)  # the next request may probe

@@ -18,11 +18,13 @@ import msgspec
 
 from gateway import _router_core as core
 from gateway.api.outcome import Outcome, admit, usage_from_openai
+from gateway.api.refusal import refusal_answer, refusal_stream
 from gateway.api.stream_legs import Leg, open_leg, relay_for
 from gateway.api.stream_rescue import Rescue
 from gateway.api.streaming import relay_stream
 from gateway.catalog import Deployment
 from gateway.context import Context
+from gateway.dispatch import ContentFiltered
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.http import Request, Response, StreamResponse
 from gateway.metering import Usage
@@ -244,9 +246,13 @@ async def run_chat(
             rescue.opened_at(deployment.row)
             return await open_leg(provider, deployment, payload, make)
 
-        leg, deployment, first_token_s = await ctx.dispatcher.run(
-            plan, build, open_stream, outcome.chain
-        )
+        try:
+            leg, deployment, first_token_s = await ctx.dispatcher.run(
+                plan, build, open_stream, outcome.chain
+            )
+        except ContentFiltered as refusal:
+            served(refusal.deployment)
+            return refusal_stream(outcome, refusal)
         served(deployment)
         outcome.ttft_ms = outcome.elapsed_ms
         ctx.health.observe(deployment.row, ttft_ms=first_token_s * 1000.0)
@@ -257,7 +263,11 @@ async def run_chat(
     ) -> dict[str, Any]:
         return await provider.complete(deployment, payload)
 
-    answer, deployment, seconds = await ctx.dispatcher.run(plan, build, complete, outcome.chain)
+    try:
+        answer, deployment, seconds = await ctx.dispatcher.run(plan, build, complete, outcome.chain)
+    except ContentFiltered as refusal:
+        served(refusal.deployment)
+        return refusal_answer(outcome, refusal)
     served(deployment)
     outcome.usage = usage_from_openai(answer.get("usage"))
     if outcome.usage is not None and outcome.usage.output_tokens and seconds > 0:

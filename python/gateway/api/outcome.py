@@ -115,6 +115,16 @@ class Outcome:
             meta["warnings"] = warnings
         return meta
 
+    def left_behind(self) -> list[str]:
+        """The providers of failed attempts the request moved on from (an attempt retried in
+        place is counted once, by its retry)."""
+        chain = self.chain
+        return [
+            a.provider
+            for i, a in enumerate(chain)
+            if a.status == "failed" and not (i + 1 < len(chain) and chain[i + 1].retry)
+        ]
+
     def headers(self, *, streaming: bool) -> dict[str, str]:
         headers = {"x-request-id": self.request_id, "x-model-requested": self.model_requested}
         plan, deployment = self.plan, self.deployment
@@ -122,7 +132,7 @@ class Outcome:
             if self.admission is not None:
                 headers.update(self.admission.headers)
             return headers
-        failed = [a.provider for a in self.chain if a.status == "failed"]
+        failed = self.left_behind()
         headers.update(
             {
                 "x-provider-used": deployment.provider.id,

@@ -23,11 +23,11 @@ from gateway.api.stream_legs import Leg, RelayFor, open_leg
 from gateway.catalog import Deployment
 from gateway.config import PrefillStyle
 from gateway.dispatch import Attempt
+from gateway.failover import hammered
 from gateway.providers import AttemptFailure
 
 KEPT_BYTES = 8 * 1024 * 1024
 """Client bytes a stream keeps to be able to continue its answer."""
-HAMMER_WINDOW_S, HAMMER_ATTEMPTS = 1.5, 2
 
 
 def with_prefill(
@@ -74,8 +74,7 @@ class Rescue:
         self.opened.setdefault(row, []).append(time.monotonic())
 
     def _hammered(self, row: int) -> bool:
-        since = time.monotonic() - HAMMER_WINDOW_S
-        return sum(1 for t in self.opened.get(row, ()) if t >= since) >= HAMMER_ATTEMPTS
+        return hammered(self.opened.get(row, ()), time.monotonic())
 
     def _candidates(self, broken: Deployment, fresh: bool) -> list[Deployment]:
         plan = self.outcome.plan

@@ -134,7 +134,7 @@ async def _relay(run: Run, rescue: Rescue) -> AsyncIterator[bytes]:
     if usage is not None and usage.output_tokens and seconds > 0:
         outcome.ctx.health.observe(leg.deployment.row, tps=usage.output_tokens / seconds)
     outcome.record(status=200)
-    yield b"data: " + _encoder.encode(_final_chunk(outcome, run.ids)) + b"\n\ndata: [DONE]\n\n"
+    yield b"data: " + _encoder.encode(final_chunk(outcome, run.ids)) + b"\n\ndata: [DONE]\n\n"
 
 
 async def _after_break(
@@ -230,7 +230,7 @@ def _sum(usages: Iterable[Usage]) -> Usage:
     return total
 
 
-def _final_chunk(outcome: Outcome, ids: tuple[str, int]) -> dict[str, object]:
+def final_chunk(outcome: Outcome, ids: tuple[str, int]) -> dict[str, object]:
     usage = outcome.usage or Usage()
     deployment = outcome.deployment
     assert deployment is not None

@@ -23,10 +23,19 @@ FailureKind = Literal[
     "client_error",
     "stream_error",
     "malformed_chunk",
+    "context_length",
+    "content_filter",
 ]
 Wire = Literal["openai", "anthropic", "gemini"]
 RETRYABLE: frozenset[str] = frozenset(
-    {"rate_limited", "server_error", "timeout", "connect_error", "stream_error", "malformed_chunk"}
+    {
+        "rate_limited",
+        "server_error",
+        "timeout",
+        "connect_error",
+        "stream_error",
+        "malformed_chunk",
+    }
 )
 """Failures another candidate may be tried after. A ``stream_error`` or ``malformed_chunk`` (a
 stream cut, or sending what cannot be used) reaches the attempt loop only before the first
@@ -41,6 +50,8 @@ class AttemptFailure(Exception):
     message: str
     status: int | None = None
     retry_after: float | None = None
+    reset: bool = False
+    """The connection was dropped after it was made (not refused): worth one quick retry."""
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

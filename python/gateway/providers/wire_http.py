@@ -26,6 +26,7 @@ import msgspec
 
 from gateway.config import ProviderConfig
 from gateway.providers.base import AttemptFailure, FailureKind, UpstreamStream, Wire
+from gateway.providers.meaning import meaning_of_400
 from gateway.secrets_held import scrub
 
 _encoder = msgspec.json.Encoder()
@@ -60,7 +61,10 @@ def _retry_after(value: str | None) -> float | None:
 def _transport_failure(exc: BaseException, what: str) -> AttemptFailure:
     if isinstance(exc, asyncio.TimeoutError):
         return AttemptFailure("timeout", what)
-    return AttemptFailure("connect_error", f"connection failed: {type(exc).__name__}")
+    # A refused or unresolvable connection is an outage; one dropped after it was made
+    # (reset, server disconnected, a cut body) may be a one-off.
+    reset = not isinstance(exc, aiohttp.ClientConnectorError)
+    return AttemptFailure("connect_error", f"connection failed: {type(exc).__name__}", reset=reset)
 
 
 class WireClient:
@@ -123,6 +127,8 @@ class WireClient:
                 kind = "auth_error"
         elif isinstance(error, str):
             message = error
+        if kind == "bad_request":
+            kind = meaning_of_400(error if isinstance(error, dict) else None, message)
         if status == 529:  # Anthropic: overloaded
             kind = "server_error"
         return AttemptFailure(
