@@ -140,15 +140,29 @@ def test_auto_routes_to_embedding_models_only(emb_gateway, admin_key):
     assert body["object"] == "list" and len(body["data"]) == 1
 
 
-def test_fallback_to_next_embedding_offer(emb_gateway, emb_a, emb_b, admin_key):
+def test_a_one_off_503_is_retried_in_place(emb_gateway, emb_a, emb_b, admin_key):
     emb_a.fail_next(503)
     with emb_gateway.http(admin_key) as http:
         resp = http.post("/v1/embeddings", json={"model": SMALL, "input": "x y", **CHEAPEST})
     assert resp.status_code == 200, resp.text
     meta = resp.json()["routing_metadata"]
+    assert meta["provider"] == "emb-a"
+    chain = [(a["provider"], a["status"], a["retry"]) for a in meta["fallback_chain"]]
+    assert chain == [("emb-a", "failed", False), ("emb-a", "success", True)]
+    assert resp.headers["x-fallback-used"] == "false"
+
+
+def test_fallback_to_next_embedding_offer(emb_gateway, emb_a, emb_b, admin_key):
+    emb_a.fail_next(503, count=2)  # the first attempt and its quick retry in place
+    with emb_gateway.http(admin_key) as http:
+        resp = http.post("/v1/embeddings", json={"model": SMALL, "input": "x y", **CHEAPEST})
+    assert resp.status_code == 200, resp.text
+    meta = resp.json()["routing_metadata"]
     assert meta["provider"] == "emb-b"
-    assert [a["provider"] for a in meta["fallback_chain"]] == ["emb-a", "emb-b"]
+    assert [a["provider"] for a in meta["fallback_chain"]] == ["emb-a", "emb-a", "emb-b"]
+    assert [a["retry"] for a in meta["fallback_chain"]] == [False, True, False]
     assert resp.headers["x-fallback-used"] == "true"
+    assert resp.headers["x-fallback-depth"] == "1"
     assert resp.json()["data"][0]["embedding"] == pytest.approx(expected_vector(EMB_B_MODEL, "x y"))
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from support.checks import assert_error, chat_body, read_sse, sse_json_events
+from support.faults import MOVE_ON
 from support.gateway import GatewayProcess, gateway_config, offer, openai_provider
 from support.upstream import CutStream, Hang, Reply, Status, UpstreamServer, closed_port
 
@@ -27,6 +28,7 @@ def two_provider_config(a_url: str, b_url: str) -> dict[str, Any]:
             offer("gpt-4o", "upstream-a", "a-gpt-4o", price_in=0.5, price_out=1.0),
             offer("gpt-4o", "upstream-b", "b-gpt-4o", price_in=5.0, price_out=20.0),
         ],
+        failover=MOVE_ON,  # moving on is the point here; retrying in place has its own suite
     )
 
 

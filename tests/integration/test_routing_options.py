@@ -531,10 +531,14 @@ def test_fallback_mode_tries_every_offer_of_the_first_model_first(fleet: Fleet) 
     _served_by(served, "alpha")
     assert served.model == MINI
     chain = served.meta.get("fallback_chain") or []
-    assert [(c.get("provider"), c.get("model"), c.get("status")) for c in chain] == [
-        ("charlie", GPT4O, "failed"),
-        ("bravo", GPT4O, "failed"),
-        ("alpha", MINI, "success"),
+    # charlie's 500, the request's first attempt, is retried once in place first.
+    assert [
+        (c.get("provider"), c.get("model"), c.get("status"), c.get("retry")) for c in chain
+    ] == [
+        ("charlie", GPT4O, "failed", False),
+        ("charlie", GPT4O, "failed", True),
+        ("bravo", GPT4O, "failed", False),
+        ("alpha", MINI, "success", False),
     ], served.summary()
     assert served.upstreams_hit == ["alpha", "bravo", "charlie"]
     assert served.headers.get("x-fallback-used") == "true"

@@ -1,7 +1,8 @@
 """Helpers for the fault-injection suite (tests/integration/test_faults.py).
 
 - ``pair_config``: two OpenAI-format providers offering the same model; ``upstream-a`` (the
-  primary) is ten times cheaper, so every strategy that weighs cost ranks it first.
+  primary) is ten times cheaper, so every strategy that weighs cost ranks it first; failover
+  always moves on (``MOVE_ON``: no retry in place).
 - SSE builders for ``ScriptedStream`` upstream answers (well-formed and malformed events).
 - ``post_stream``: a streaming request read to the end with its timings.
 - ``wait_usage``: ``GET /v1/usage?period=day`` polled until the expected count shows up.
@@ -35,12 +36,19 @@ PRIMARY_PRICE = (0.5, 1.0)
 SECONDARY_PRICE = (5.0, 20.0)
 
 TIMEOUTS: dict[str, float] = {"first_byte": 1.0, "total": 2.0, "stall": 1.0}
-# Breakers as the scenarios need them: open after 3 consecutive failures, probe after 1 s.
-HEALTH: dict[str, Any] = {"cooldown_s": 1, "failure_threshold": 3, "learn_latency": False}
+# Breakers as the scenarios need them: open after 3 consecutive failures, probe after 1 s,
+# and again 1 s after a failed probe (no back-off: tests/integration/test_recovery.py has it).
+HEALTH: dict[str, Any] = {
+    "cooldown_s": 1,
+    "max_cooldown_s": 1,
+    "failure_threshold": 3,
+    "learn_latency": False,
+}
 # Breakers that never open on failures (a 429 still cools its provider): every request of a
 # burst then meets the fault instead of skipping an open circuit.
 NO_BREAKER: dict[str, Any] = {
     "cooldown_s": 1,
+    "max_cooldown_s": 1,
     "failure_threshold": 1_000_000,
     "failure_rate": 1.0,
     "learn_latency": False,
@@ -61,7 +69,15 @@ def _provider(provider_id: str, base_url: str, key_env: str) -> dict[str, Any]:
     }
 
 
-def pair_config(a_url: str, b_url: str, *, health: dict[str, Any]) -> dict[str, Any]:
+# Failover that always moves on: the fault suite checks what happens when an attempt fails
+# over; retrying in place (a short Retry-After, a quick retry after a one-off 5xx) has its own
+# suite (tests/integration/test_retry_in_place.py).
+MOVE_ON: dict[str, Any] = {"quick_retry": False, "retry_after_max_s": 0}
+
+
+def pair_config(
+    a_url: str, b_url: str, *, health: dict[str, Any], failover: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return gateway_config(
         [
             _provider(PRIMARY, a_url, "UPSTREAM_A_KEY"),
@@ -84,6 +100,7 @@ def pair_config(a_url: str, b_url: str, *, health: dict[str, Any]) -> dict[str, 
             ),
         ],
         health=health,
+        failover=MOVE_ON if failover is None else failover,
     )
 
 
