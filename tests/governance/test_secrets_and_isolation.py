@@ -369,7 +369,7 @@ def _scenario(
     run.call("POST", "/v1/chat/completions", key=live_b["key"], json=chat, expect=401)
     meter.enqueue(quoting(platform_secret, 400))
     run.call("POST", "/v1/chat/completions", key=live_b["key"], json=chat, expect=400)
-    meter.enqueue(quoting(platform_secret, 500))
+    meter.enqueue(quoting(platform_secret, 500), quoting(platform_secret, 500))  # + its retry
     run.call("POST", "/v1/chat/completions", key=live_b["key"], json=chat, expect=502)
     meter.enqueue(quoting(byok_secret, 401))
     run.call("POST", "/v1/chat/completions", key=live_a["key"], json=chat, expect=(200, 401))
