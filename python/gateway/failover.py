@@ -74,5 +74,10 @@ def _one_off(failure: AttemptFailure) -> bool:
 
 def larger_context(failed: Deployment, candidate: Deployment) -> bool:
     """After ``failed`` said the prompt exceeds its context window, may ``candidate`` be
-    tried? Only one with a larger window: never the same window again, whoever serves it."""
-    return candidate.offer.context_window > failed.offer.context_window
+    tried? Only another model with a larger window: the same model is never retried (its
+    window is the model's, whoever serves it, and a deployment's declared window can be
+    wrong), nor is a window no larger than the one that failed."""
+    return (
+        candidate.model.id != failed.model.id
+        and candidate.offer.context_window > failed.offer.context_window
+    )

@@ -244,7 +244,8 @@ def test_a_context_length_error_moves_only_to_a_larger_window(a: object, b: obje
     from gateway.catalog import Deployment
 
     assert isinstance(a, Deployment) and isinstance(b, Deployment)
-    assert larger_context(a, b) == (b.offer.context_window > a.offer.context_window)
+    bigger = b.offer.context_window > a.offer.context_window
+    assert larger_context(a, b) == (bigger and b.model.id != a.model.id)
     assert not larger_context(a, a)
 
 
