@@ -45,6 +45,7 @@ import openai
 import pytest
 
 from support.checks import assert_error, assert_error_shape, chat_body
+from support.failover_rig import Rig as PairRig
 from support.faults import (
     A_TEXT,
     B_TEXT,
@@ -147,32 +148,8 @@ def provider_env(provider_key_a: str, provider_key_b: str) -> dict[str, str]:
 
 
 @dataclass
-class Rig:
-    """One scenario's gateway, its live key and the two upstreams."""
-
-    gw: GatewayProcess
-    key: str
-    primary: UpstreamServer
-    secondary: UpstreamServer
-
-    def http(self, timeout: float = 15.0) -> httpx.Client:
-        return self.gw.http(self.key, timeout=timeout)
-
-    def chat(self, **extra: Any) -> tuple[httpx.Response, float]:
-        t0 = time.monotonic()
-        with self.http() as http:
-            resp = http.post("/v1/chat/completions", json=chat_body(model=MODEL, **extra))
-        return resp, time.monotonic() - t0
-
-    def stream(self, **extra: Any) -> StreamResult:
-        with self.http() as http:
-            return post_stream(http, chat_body(model=MODEL, **extra))
-
-    def sdk(self) -> openai.OpenAI:
-        return self.gw.openai(self.key, timeout=15.0)
-
-    def counts(self) -> tuple[int, int]:
-        return len(self.primary.chat_requests()), len(self.secondary.chat_requests())
+class Rig(PairRig):
+    """One scenario's gateway, its live key and the two upstreams, and the after-fault check."""
 
     def assert_still_serves(self) -> None:
         """After the fault: healthy upstreams are served, plain and streamed; no socket of

@@ -35,19 +35,40 @@ def failure(
     return AttemptFailure(kind, "x", status=status, retry_after=retry_after, reset=reset)  # type: ignore[arg-type]
 
 
+def wait_for(
+    fault: AttemptFailure,
+    settings: FailoverSettings = SETTINGS,
+    *,
+    first_attempt: bool = True,
+    retried: bool = False,
+    times: list[float] | None = None,
+    elapsed_s: float = 0.0,
+    total_s: float = 60.0,
+    rng: random.Random | None = None,
+) -> float | None:
+    """``in_place_delay`` with the common case's arguments as defaults."""
+    return in_place_delay(
+        fault,
+        settings,
+        first_attempt=first_attempt,
+        retried=retried,
+        times=[0.0] if times is None else times,
+        elapsed_s=elapsed_s,
+        total_s=total_s,
+        rng=rng,
+    )
+
+
 @given(st.floats(0, 10, allow_nan=False), st.floats(0, 5, allow_nan=False))
 @settings(max_examples=200)
 def test_a_short_retry_after_is_waited_exactly_a_long_one_moves_on(
     retry_after: float, elapsed: float
 ) -> None:
-    delay = in_place_delay(
+    delay = wait_for(
         failure("rate_limited", 429, retry_after),
-        SETTINGS,
         first_attempt=False,
-        retried=False,
         times=[100.0],
         elapsed_s=elapsed,
-        total_s=60.0,
     )
     if retry_after <= SETTINGS.retry_after_max_s:
         assert delay == retry_after
@@ -55,14 +76,11 @@ def test_a_short_retry_after_is_waited_exactly_a_long_one_moves_on(
         assert delay is None
     never = FailoverSettings(retry_after_max_s=0)
     assert (
-        in_place_delay(
+        wait_for(
             failure("rate_limited", 429, retry_after),
             never,
-            first_attempt=True,
-            retried=False,
             times=[100.0],
             elapsed_s=elapsed,
-            total_s=60.0,
         )
         is None
     )
@@ -70,14 +88,8 @@ def test_a_short_retry_after_is_waited_exactly_a_long_one_moves_on(
 
 def test_a_429_without_retry_after_moves_on() -> None:
     assert (
-        in_place_delay(
+        wait_for(
             failure("rate_limited", 429),
-            SETTINGS,
-            first_attempt=True,
-            retried=False,
-            times=[0.0],
-            elapsed_s=0.0,
-            total_s=60.0,
         )
         is None
     )
@@ -94,14 +106,10 @@ def test_a_429_without_retry_after_moves_on() -> None:
 def test_the_quick_retry_is_for_a_first_attempts_one_off_fault_only(
     kind: str, status: int | None, reset: bool, first: bool, seed: int
 ) -> None:
-    delay = in_place_delay(
+    delay = wait_for(
         failure(kind, status, None, reset),
-        SETTINGS,
         first_attempt=first,
-        retried=False,
         times=[5.0],
-        elapsed_s=0.0,
-        total_s=60.0,
         rng=random.Random(seed),
     )
     one_off = (kind == "server_error" and status in QUICK_RETRY_STATUSES) or (
@@ -114,14 +122,11 @@ def test_the_quick_retry_is_for_a_first_attempts_one_off_fault_only(
         assert delay is None
     off = FailoverSettings(quick_retry=False)
     assert (
-        in_place_delay(
+        wait_for(
             failure(kind, status, None, reset),
             off,
             first_attempt=first,
-            retried=False,
             times=[5.0],
-            elapsed_s=0.0,
-            total_s=60.0,
         )
         is None
     )
@@ -131,14 +136,11 @@ def test_the_quick_retry_is_for_a_first_attempts_one_off_fault_only(
 def test_a_deployment_is_retried_in_place_once_per_request(kind: str, wait: float) -> None:
     for status in (429, 500):
         assert (
-            in_place_delay(
+            wait_for(
                 failure(kind, status, wait, True),
-                SETTINGS,
-                first_attempt=True,
                 retried=True,
                 times=[0.0, 0.1],
                 elapsed_s=0.1,
-                total_s=60.0,
             )
             is None
         )
@@ -147,12 +149,8 @@ def test_a_deployment_is_retried_in_place_once_per_request(kind: str, wait: floa
 @given(SECONDS, st.floats(0.1, 30, allow_nan=False), st.floats(0, 2, allow_nan=False))
 @settings(max_examples=200)
 def test_the_wait_ends_before_the_deadline(elapsed: float, total: float, wait: float) -> None:
-    delay = in_place_delay(
+    delay = wait_for(
         failure("rate_limited", 429, wait),
-        SETTINGS,
-        first_attempt=True,
-        retried=False,
-        times=[0.0],
         elapsed_s=elapsed,
         total_s=total,
     )
@@ -166,14 +164,10 @@ def test_the_wait_ends_before_the_deadline(elapsed: float, total: float, wait: f
 )
 @settings(max_examples=300)
 def test_never_more_than_two_attempts_within_the_window(earlier: list[float], wait: float) -> None:
-    delay = in_place_delay(
+    delay = wait_for(
         failure("rate_limited", 429, wait),
-        SETTINGS,
         first_attempt=False,
-        retried=False,
         times=earlier,
-        elapsed_s=0.0,
-        total_s=60.0,
     )
     if delay is not None:
         at = earlier[-1] + delay
