@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from gateway.byok_keys import ByokKeyring
 
 T = TypeVar("T")
+_TIMER_SLACK_S = 0.005
 log = logging.getLogger("routegate.dispatch")
 Call = Callable[[Provider, Deployment, dict[str, Any]], Awaitable[T]]
 
@@ -234,7 +235,9 @@ class Dispatcher:
         )
         if delay is None:
             return False
-        await asyncio.sleep(delay)
+        # A 429 cooled the provider until exactly now + delay; uvloop's timers may wake a
+        # fraction of a millisecond early, when the circuit would still be closed to us.
+        await asyncio.sleep(delay + _TIMER_SLACK_S)
         self.health.refresh()
         return self.health.claim(deployment.row)
 
