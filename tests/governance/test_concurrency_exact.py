@@ -1,7 +1,8 @@
 """SPEC §7 under real concurrency: budgets, rate limits and wallets admit exactly what fits.
 
 Each backend runs one cluster for the whole module (``TOPOLOGY``: SQLite is one gateway with
-three workers on one database file, Redis three gateway processes on one ``redis-server``);
+three workers on one database file, Redis three gateway processes on one ``redis-server``, and
+the same three on the session's 6-node Redis Cluster, ``redis+cluster://``);
 every test makes its own workspace, so tests never see each other's counters. Every request
 costs exactly $0.01 (10,000 micro-dollars) as estimate and as actual, and the requests are
 released together from 64 client threads, spread round-robin over the cluster's processes.
@@ -27,6 +28,7 @@ import httpx
 import pytest
 
 from support.cluster import BACKENDS, REQUEST_COST_MICRO, Backend, Cluster, fire, meter_body
+from support.redis_cluster import RedisClusterServer
 from support.upstream import UpstreamServer
 
 from .conftest import TOPOLOGY, ClusterFactory
@@ -35,12 +37,18 @@ from .expect import assert_counts, assert_ledger, assert_refusal, settle_rules
 CONCURRENCY = 64
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[*BACKENDS, "redis-cluster"])
 def cluster(
     request: pytest.FixtureRequest,
     module_clusters: ClusterFactory,
     module_meter: UpstreamServer,
 ) -> Iterator[Cluster]:
+    if request.param == "redis-cluster":
+        server: RedisClusterServer = request.getfixturevalue("redis_cluster")
+        yield module_clusters(
+            "redis", module_meter, name="exact-cluster", server=server, **TOPOLOGY["redis"]
+        )
+        return
     backend: Backend = request.param
     yield module_clusters(backend, module_meter, name=f"exact-{backend}", **TOPOLOGY[backend])
 

@@ -200,3 +200,35 @@ def test_open_mode_during_an_outage_admits_at_most_each_process_headroom(
         spent_micro=(9 + served) * REQUEST_COST_MICRO,
         budget_id=budget["id"],
     )
+
+
+@pytest.mark.timeout(120)
+def test_open_mode_refuses_a_key_whose_rules_it_never_read(
+    clusters: ClusterFactory, meter: UpstreamServer
+) -> None:
+    """A key the gateway has seen, but whose workspace rules it never read (its only request
+    was refused before admission), has no known limits: during an outage ``open`` mode must
+    refuse it (503), not treat "never read" as "no rules" and serve it ungoverned."""
+    server = clusters.redis()
+    cluster = clusters(
+        "redis", meter, server=server, defaults={"store_unavailable": "open"}, name="never-read"
+    )
+    admin = cluster.admin
+    ws = admin.create_workspace("never-read")
+    key = admin.create_key(ws, "unread")["key"]
+    admin.create_budget(ws, scope_type="workspace", period="daily", limit_usd=1.0)
+    settle_rules()
+    bad = meter_body(messages="not a list")  # refused while decoding: no admission
+    assert_counts(fire(cluster.targets, key, bad, 1, concurrency=1), {400: 1})
+    calls = len(meter.requests)
+
+    server.stop()
+    try:
+        results = fire(cluster.targets, key, meter_body(), 3, concurrency=3, timeout=30)
+    finally:
+        server.start()
+
+    assert_counts(results, {503: 3})
+    for result in results:
+        assert_refusal(result, 503, "service_unavailable")
+    assert len(meter.requests) == calls, "a request with unknown limits reached the provider"

@@ -9,7 +9,8 @@ and checks what clients and a real upstream that counts its calls see:
   calls; once space is freed the gateway serves and meters again;
 - only the SQLite store on it (the spool elsewhere), with a governed key: ``reserve`` failing
   with "database or disk is full" is ``StoreUnavailable``, so ``closed`` answers 503 without
-  calling the upstream and ``open`` serves ungoverned, metered through the spool.
+  calling the upstream and ``open`` serves within the limits it last read (docs/governance.md,
+  "When the store is unreachable"), metered through the spool.
 """
 
 from __future__ import annotations
