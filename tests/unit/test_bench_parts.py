@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -12,12 +16,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.bench import procs
+from gateway.bench import compare, peer, procs
 from gateway.bench.client import Target, build_target, fetch
+from gateway.bench.harness import parse_args
 from gateway.bench.http11 import LAST_CHUNK, encode_chunk, parse_chunked, parse_head
-from gateway.bench.loadgen import run_closed_loop, run_open_loop
+from gateway.bench.loadgen import RunResult, merge, run_closed_loop, run_open_loop
+from gateway.bench.report import MemoryResult, Report, machine_info, tables
 from gateway.bench.setup import request_body
-from gateway.bench.stats import percentile, summarize
+from gateway.bench.stats import LatencySummary, percentile, summarize
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +110,152 @@ def test_chunked_roundtrip_any_split(parts: list[bytes], split: int) -> None:
     parsed = parse_head(wire)
     assert parsed is not None and parsed.chunked and parsed.end == len(head)
     assert parse_chunked(wire, parsed.end) == (b"".join(parts), len(wire))
+
+
+# --- the peer gateway and the side-by-side figures -------------------------------------------
+
+
+def _run(p50: float, p99: float, *, rps: float = 100.0, cpu_s: float | None = None) -> RunResult:
+    n = 200
+    return RunResult(
+        mode="open",
+        target_rate=rps,
+        connections=1,
+        scheduled=n,
+        completed=n,
+        ok=n,
+        elapsed_s=n / rps,
+        achieved_rps=rps,
+        statuses={"200": n},
+        latency=LatencySummary(
+            count=n, mean_ms=p50, p50_ms=p50, p90_ms=p99, p99_ms=p99, max_ms=p99
+        ),
+        cpu_s=cpu_s,
+    )
+
+
+def test_fill_replaces_only_known_placeholders() -> None:
+    template = "port: {port}\nbase: http://{upstream_host}:{upstream_port}/\nx: {a: 1} {other}"
+    values = {"port": "9", "upstream_host": "127.0.0.1", "upstream_port": "8"}
+    assert peer.fill(template, values) == ("port: 9\nbase: http://127.0.0.1:8/\nx: {a: 1} {other}")
+
+
+def test_parse_pair_headers_and_env() -> None:
+    assert peer.parse_pair("Authorization:  Bearer a:b ", ":") == ("Authorization", "Bearer a:b")
+    assert peer.parse_pair("OPENAI_API_KEY=sk=1", "=") == ("OPENAI_API_KEY", "sk=1")
+    for bad in ("no-separator", ": value", "two words: x"):
+        with pytest.raises(ValueError):
+            peer.parse_pair(bad, ":")
+
+
+def test_with_model_changes_only_the_model() -> None:
+    body = request_body(stream=True)
+    assert peer.with_model(body, None) is body
+    changed = msgspec.json.decode(peer.with_model(body, "openai/gpt-4o-mini"))
+    original = msgspec.json.decode(body)
+    assert changed.pop("model") == "openai/gpt-4o-mini"
+    original.pop("model")
+    assert changed == original
+
+
+def test_redact_hides_keys_headers_and_env() -> None:
+    argv = ["--key", "rg_live_x", "--peer-header", "A: b", "--peer-env=K=v", "--rates", "5"]
+    assert peer.redact(argv) == ["--key", "…", "--peer-header", "…", "--peer-env=…", "--rates", "5"]
+
+
+def test_peer_options_are_checked() -> None:
+    args = parse_args(["--peer-url", "http://127.0.0.1:1", "--peer-header", "X-A: 1"])
+    assert args.peer and args.peer_headers == {"X-A": "1"} and args.peer_env_map == {}
+    assert not parse_args([]).peer
+    bad = [
+        ["--peer-model", "m"],  # no peer
+        ["--peer-url", "http://h", "--peer-name", "gateway"],
+        ["--peer-url", "http://h", "--peer-config", "c.yaml"],  # template needs a command
+        ["--peer-cmd", "x", "--peer-pid", "1"],
+        ["--peer-cmd", "x", "--peer-env", "NOEQUALS"],
+        ["--peer-url", "http://h", "--peer-path", "no-slash"],
+    ]
+    for argv in bad:
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+
+
+def test_ratio_and_cpu_per_request() -> None:
+    assert compare.ratio(3.0, 1.5) == pytest.approx(2.0)
+    for a, b in ((0.0, 1.0), (1.0, -0.5), (math.nan, 1.0), (1.0, 0.0)):
+        assert compare.ratio(a, b) is None
+    assert compare.cpu_ms_per_request(_run(1, 2, cpu_s=0.1)) == pytest.approx(0.5)
+    assert math.isnan(compare.cpu_ms_per_request(_run(1, 2)))
+
+
+def test_merge_sums_cpu_only_when_every_segment_has_it() -> None:
+    assert merge([_run(1, 2, cpu_s=0.1), _run(1, 2, cpu_s=0.2)]).cpu_s == pytest.approx(0.3)
+    assert merge([_run(1, 2, cpu_s=0.1), _run(1, 2)]).cpu_s is None
+
+
+def test_rate_result_and_side_by_side_rows() -> None:
+    direct, gateway, other = _run(0.5, 2.0), _run(1.5, 6.0, cpu_s=0.1), _run(1.0, 3.0, cpu_s=0.05)
+    r = compare.rate_result(500, direct, gateway, other)
+    assert (r.added_p50_ms, r.added_p99_ms) == (pytest.approx(1.0), pytest.approx(4.0))
+    assert (r.peer_added_p50_ms, r.peer_added_p99_ms) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert compare.rate_result(500, direct, gateway).peer is None
+    mem = MemoryResult(
+        processes=2,
+        idle_start_rss_mb=160,
+        peak_rss_mb=200,
+        idle_after_rss_mb=180,
+        idle_start_pss_mb=1,
+        peak_pss_mb=1,
+        idle_after_pss_mb=1,
+    )
+    report = Report(command="x", date="d", machine=machine_info(), settings={}, peer="other")
+    report.latency.append(r)
+    report.max_throughput = {
+        "gateway, 32 connections": _run(9, 9, rps=2000, cpu_s=1.0),
+        "other, 32 connections": _run(3, 3, rps=8000),  # no CPU figure
+        "direct, 32 connections": _run(1, 1, rps=50000),
+    }
+    report.memory, report.peer_memory = mem, msgspec.structs.replace(mem, peak_rss_mb=50)
+    got = {row.figure: row for row in compare.rows(report)}
+    assert got["added p50 at 500 req/s"].ratio == pytest.approx(2.0)
+    assert got["added p99 at 500 req/s"].ratio == pytest.approx(4.0)
+    assert got["CPU per request at 500 req/s"].ratio == pytest.approx(2.0)
+    assert got["throughput, closed loop, 32 connections"].ratio == pytest.approx(0.25)
+    assert "CPU per request, closed loop, 32 connections" not in got
+    assert got["RSS peak under load"].ratio == pytest.approx(4.0)
+    report.comparison = list(got.values())
+    assert "| throughput, closed loop, 32 connections (req/s) | 2000 | 8000 | 0.25× |" in (
+        tables(report)
+    )
+    assert compare.rows(msgspec.structs.replace(report, peer=None)) == []
+
+
+def test_tree_cpu_grows_with_work() -> None:
+    before = procs.tree_cpu_s(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert procs.tree_cpu_s(os.getpid()) > before
+
+
+def test_peer_start_launches_answers_and_stops(tmp_path: Path) -> None:
+    """The bench upstream is itself an OpenAI-compatible server: launch it as the peer."""
+    template = tmp_path / "peer.yaml"
+    template.write_text("listen: {port}\nupstream: {upstream}\n")
+    args = parse_args(
+        [
+            *("--peer-cmd", f"{sys.executable} -m gateway.bench.upstream --port {{port}}"),
+            *("--peer-config", str(template), "--peer-name", "fake", "--ready-timeout", "20"),
+            *("--peer-model", "fake-model", "--peer-header", "Authorization: Bearer x"),
+        ]
+    )
+    body = request_body(stream=False)
+    with contextlib.ExitStack() as stack:
+        started = peer.start(args, "http://127.0.0.1:9/v1/", body, tmp_path, stack)
+        assert started is not None and started.name == "fake" and started.pid
+        resp = asyncio.run(fetch(started.target))
+        assert resp.status == 200 and msgspec.json.decode(resp.body)["model"] == "fake-model"
+        assert b"Authorization: Bearer x\r\n" in started.target.request
+        written = (tmp_path / "peer-peer.yaml").read_text()
+        port = started.target.port
+        assert written == f"listen: {port}\nupstream: http://127.0.0.1:9/v1\n"
+    with pytest.raises(ProcessLookupError):
+        os.kill(started.pid, 0)

@@ -1,10 +1,11 @@
 """The load harness: the gateway's own overhead, measured against a direct call.
 
 Order of a run: start the bench upstream and the gateway (each in its own process group),
-wait for ``/ready``, create a live key, check one request end to end, warm both paths up,
-then for each rate alternate direct and gateway segments (ABBA, so drift on a noisy machine
-hits both alike), then closed-loop maximum throughput, then the gateway's memory when idle.
-Every phase is bounded in time; children are stopped on any exit.
+wait for ``/ready``, create a live key, start the optional peer gateway (``peer.py``), check
+one request end to end per path, warm every path up, then for each rate alternate the paths'
+segments (ABBA, so drift on a noisy machine hits all alike), then closed-loop maximum
+throughput in the same order, then memory when idle. Every phase is bounded in time;
+children are stopped on any exit.
 """
 
 from __future__ import annotations
@@ -13,29 +14,20 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import secrets
 import signal
 import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
 
-import httpx
 import msgspec
 
-from gateway.bench import procs
+from gateway.bench import compare, peer, procs
 from gateway.bench.client import Target, build_target, fetch
 from gateway.bench.loadgen import Live, RunResult, merge, run_closed_loop, run_open_loop
 from gateway.bench.monitor import MemorySampler, default_out, progress
-from gateway.bench.report import (
-    RateResult,
-    Report,
-    machine_info,
-    tables,
-    to_json,
-    to_markdown,
-)
-from gateway.bench.setup import command_line, create_live_key, request_body, write_config
+from gateway.bench.report import Report, machine_info, tables, to_json, to_markdown
+from gateway.bench.setup import command_line, request_body, start_gateway
 
 _SETTLE_S = 0.5
 
@@ -44,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="routegate bench", description=__doc__.split("\n")[0])
     p.add_argument("--rates", default="200,1000", help="offered req/s, comma-separated")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per rate and path")
-    p.add_argument("--rounds", type=int, default=2, help="alternating segments per rate")
+    p.add_argument("--rounds", type=int, default=2, help="ABBA segments per rate and loop")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per path")
     p.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=False)
@@ -61,11 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--md-out", type=Path)
     p.add_argument("--gateway-url", help="bench an already-running gateway (needs --key)")
     p.add_argument("--key", help="live gateway key for --gateway-url")
-    p.add_argument("--gateway-pid", type=int, help="PID of --gateway-url's server, for memory")
+    p.add_argument("--gateway-pid", type=int, help="PID of --gateway-url's server (memory, CPU)")
     p.add_argument("--upstream-url", help="use a running upstream (base URL ending in /v1)")
     p.add_argument("--ready-timeout", type=float, default=60.0)
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    peer.add_args(p)
     args = p.parse_args(argv)
+    peer.check_args(p, args)
     if args.gateway_url and not args.key:
         p.error("--gateway-url needs --key")
     try:
@@ -84,8 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def _check(name: str, target: Target, stream: bool) -> str | None:
     """One request before load: a wrong answer must stop the run, not fill it with errors."""
     resp = await fetch(target)
-    ok = resp.status == 200 and (b"[DONE]" in resp.body if stream else b'"choices"' in resp.body)
-    if not ok:
+    # A peer's stream may end without `data: [DONE]`; any answer with choices will do.
+    done = b"[DONE]" if stream and name in ("direct", "gateway") else b'"choices"'
+    if resp.status != 200 or done not in resp.body:
         raise RuntimeError(f"{name}: HTTP {resp.status}: {resp.body[:500]!r}")
     if stream or name != "gateway":
         return None
@@ -97,100 +92,76 @@ async def _check(name: str, target: Target, stream: bool) -> str | None:
 
 
 async def run_phases(
-    args: argparse.Namespace, paths: dict[str, Target], pid: int | None, report: Report
+    args: argparse.Namespace, paths: dict[str, Target], pids: dict[str, int], report: Report
 ) -> None:
+    """Check, warm up, fixed rates, closed loops, memory; ``paths`` starts with "direct"."""
     out = default_out(args.progress)
     for name, target in paths.items():
         note = await _check(name, target, args.stream)
         if note:
             report.notes.append(note)
-    sampler = MemorySampler(pid) if pid else None
-    idle_start = None
-    if sampler is not None:
+    samplers = {name: MemorySampler(pid) for name, pid in pids.items()}
+    idle_start = {}
+    if samplers:
         await asyncio.sleep(1.0)
-        idle_start = sampler.sample()
-        sampler.start()
+        idle_start = {name: sampler.sample() for name, sampler in samplers.items()}
+        for sampler in samplers.values():
+            sampler.start()
 
-    async def segment(label: str, target: Target, rate: float, seconds: float) -> RunResult:
+    async def segment(name: str, label: str, seconds: float, rate: float, conns: int) -> RunResult:
+        """One open-loop run at ``rate`` (or closed loop when rate is 0), with the server's CPU."""
+        pid = pids.get(name)
+        cpu0 = procs.tree_cpu_s(pid) if pid else 0.0
         live = Live(int(rate * seconds), seconds)
         async with progress(label, live, out):
-            result = await run_open_loop(
-                target, rate, seconds, max_conns=args.max_conns, drain_s=5.0, live=live
-            )
+            if rate:
+                result = await run_open_loop(
+                    paths[name], rate, seconds, max_conns=args.max_conns, drain_s=5.0, live=live
+                )
+            else:
+                result = await run_closed_loop(paths[name], conns, seconds, live=live)
+        if pid:
+            result.cpu_s = procs.tree_cpu_s(pid) - cpu0
         # An overloaded gateway is still working off what was cancelled: let it finish.
-        await asyncio.sleep(_SETTLE_S + (2.0 if result.ok < result.scheduled else 0.0))
+        await asyncio.sleep(_SETTLE_S + (2.0 if rate and result.ok < result.scheduled else 0.0))
         return result
 
-    if args.warmup > 0:
-        for name, target in paths.items():
-            await segment(f"warm-up {name}", target, args.rate_list[0], args.warmup)
-    seg = args.duration / args.rounds
-    for rate in args.rate_list:
+    async def interleaved(
+        label: str, seconds: float, rate: float, conns: int
+    ) -> dict[str, RunResult]:
+        """``rounds`` segments per path in ABBA order (A B C C B A …), pooled per path."""
         runs: dict[str, list[RunResult]] = {name: [] for name in paths}
         for r in range(args.rounds):
-            order = list(paths) if r % 2 == 0 else list(reversed(paths))
-            for name in order:
-                label = f"{name} {rate:g}/s {r + 1}/{args.rounds}"
-                runs[name].append(await segment(label, paths[name], rate, seg))
-        direct, gateway = merge(runs["direct"]), merge(runs["gateway"])
-        if gateway.achieved_rps < 0.9 * rate or gateway.ok < gateway.scheduled:
-            report.notes.append(
-                f"at {rate:g} req/s the gateway answered {gateway.ok}/{gateway.scheduled}"
-                f" with 2xx at {gateway.achieved_rps:.0f} req/s: it is saturated there"
-            )
-        report.latency.append(
-            RateResult(
-                rate=rate,
-                direct=direct,
-                gateway=gateway,
-                added_p50_ms=gateway.latency.p50_ms - direct.latency.p50_ms,
-                added_p90_ms=gateway.latency.p90_ms - direct.latency.p90_ms,
-                added_p99_ms=gateway.latency.p99_ms - direct.latency.p99_ms,
-            )
-        )
-    if args.max_duration > 0:
-        for conns in args.conc_list:
-            for name in ("gateway", "direct"):
-                live = Live(0, args.max_duration)
-                async with progress(f"max throughput {name} x{conns}", live, out):
-                    report.max_throughput[f"{name}, {conns} connections"] = await run_closed_loop(
-                        paths[name], conns, args.max_duration, live=live
-                    )
-                await asyncio.sleep(_SETTLE_S)
-    if sampler is not None and idle_start is not None:
-        await sampler.stop()
+            for name in list(paths) if r % 2 == 0 else list(reversed(paths)):
+                tag = f"{name} {label} {r + 1}/{args.rounds}"
+                runs[name].append(await segment(name, tag, seconds / args.rounds, rate, conns))
+        return {name: merge(segments) for name, segments in runs.items()}
+
+    if args.warmup > 0:
+        for name in paths:
+            await segment(name, f"warm-up {name}", args.warmup, args.rate_list[0], 0)
+    for rate in args.rate_list:
+        runs = await interleaved(f"{rate:g}/s", args.duration, rate, 0)
+        for name, run in runs.items():
+            if name != "direct" and (run.achieved_rps < 0.9 * rate or run.ok < run.scheduled):
+                report.notes.append(
+                    f"at {rate:g} req/s {name} answered {run.ok}/{run.scheduled}"
+                    f" with 2xx at {run.achieved_rps:.0f} req/s: it is saturated there"
+                )
+        other = runs.get(report.peer) if report.peer else None
+        report.latency.append(compare.rate_result(rate, runs["direct"], runs["gateway"], other))
+    for conns in args.conc_list if args.max_duration > 0 else []:
+        runs = await interleaved(f"x{conns}", args.max_duration, 0, conns)
+        for name in sorted(runs, key=lambda n: n == "direct"):  # direct last
+            report.max_throughput[f"{name}, {conns} connections"] = runs[name]
+    if samplers:
+        for sampler in samplers.values():
+            await sampler.stop()
         await asyncio.sleep(2.0)
-        report.memory = sampler.result(idle_start, sampler.sample())
-
-
-def _start_gateway(
-    args: argparse.Namespace, upstream_base: str, tmp: Path, stack: contextlib.ExitStack
-) -> tuple[str, str, int]:
-    """Start ``python -m gateway serve`` on a free port; returns (base URL, live key, PID)."""
-    admin_key = "rg_live_" + secrets.token_hex(20)
-    config = write_config(tmp, upstream_base)
-    port = procs.free_port()
-    env = procs.child_env(
-        {
-            "ROUTEGATE_DATA_DIR": str(tmp / "data"),
-            "ROUTEGATE_ADMIN_KEY": admin_key,
-            "BENCH_UPSTREAM_KEY": secrets.token_hex(16),
-        },
-        scrub=True,
-    )
-    (tmp / "data").mkdir()
-    log_path = tmp / "gateway.log"
-    log = stack.enter_context(log_path.open("wb"))
-    serve = ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    proc = procs.spawn(["-m", "gateway", *serve, "--workers", str(args.workers)], env, log)
-    stack.callback(procs.stop, proc)
-    base = f"http://127.0.0.1:{port}"
-    procs.wait_ready(base + "/ready", proc, args.ready_timeout, log_path)
-    try:
-        key = create_live_key(base, admin_key, governed=args.governed)
-    except (httpx.HTTPError, RuntimeError, KeyError) as exc:
-        raise RuntimeError(f"creating a bench key failed: {exc}{procs.log_tail(log_path)}") from exc
-    return base, key, proc.pid
+        memory = {n: s.result(idle_start[n], s.sample()) for n, s in samplers.items()}
+        report.memory = memory.get("gateway")
+        report.peer_memory = memory.get(report.peer or "")
+    report.comparison = compare.rows(report)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -203,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     report = Report(
-        command=command_line(argv),
+        command=command_line(peer.redact(argv)),
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         machine=machine_info(),
         settings={
@@ -212,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 *("rates", "duration", "rounds", "warmup", "workers", "stream", "governed"),
                 *("concurrency", "max_duration", "max_conns"),
             )
-        },
+        }
+        | peer.settings(args),
+        peer=args.peer_name if args.peer else None,
     )
     try:
         with (
@@ -227,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.gateway_url:
                 base, key, pid = args.gateway_url.rstrip("/"), args.key, args.gateway_pid
             else:
-                base, key, pid = _start_gateway(args, upstream_base, Path(tmpdir), stack)
+                base, key, pid = start_gateway(
+                    upstream_base,
+                    Path(tmpdir),
+                    stack,
+                    workers=args.workers,
+                    governed=args.governed,
+                    ready_timeout=args.ready_timeout,
+                )
             body = request_body(stream=args.stream)
             paths = {
                 "direct": build_target(
@@ -239,8 +219,14 @@ def main(argv: list[str] | None = None) -> int:
                     base + "/v1/chat/completions", body, {"Authorization": f"Bearer {key}"}
                 ),
             }
-            asyncio.run(run_phases(args, paths, pid, report))
-    except (RuntimeError, OSError) as exc:
+            pids = {"gateway": pid} if pid else {}
+            other = peer.start(args, upstream_base, body, Path(tmpdir), stack)
+            if other is not None:
+                paths[other.name] = other.target
+                if other.pid:
+                    pids[other.name] = other.pid
+            asyncio.run(run_phases(args, paths, pids, report))
+    except (RuntimeError, OSError, ValueError) as exc:
         print(f"\nroutegate bench: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -46,6 +46,8 @@ class RunResult(msgspec.Struct, kw_only=True):
     statuses: dict[str, int]
     latency: LatencySummary
     latencies_s: list[float] = msgspec.field(default_factory=list)
+    # CPU seconds the server's process tree used during the run, when the harness has its PID.
+    cpu_s: float | None = None
 
 
 class _Recorder:
@@ -94,6 +96,7 @@ def merge(runs: list[RunResult]) -> RunResult:
             statuses[k] = statuses.get(k, 0) + v
     latencies = [x for run in runs for x in run.latencies_s]
     elapsed = sum(run.elapsed_s for run in runs)
+    cpu = [run.cpu_s for run in runs if run.cpu_s is not None]
     return RunResult(
         mode=runs[0].mode,
         target_rate=runs[0].target_rate,
@@ -106,6 +109,7 @@ def merge(runs: list[RunResult]) -> RunResult:
         statuses=statuses,
         latency=summarize(latencies),
         latencies_s=latencies,
+        cpu_s=sum(cpu) if len(cpu) == len(runs) else None,
     )
 
 

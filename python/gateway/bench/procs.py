@@ -1,4 +1,4 @@
-"""Child processes of the harness (bench upstream, gateway) and their memory, from /proc.
+"""Child processes of the harness (upstream, gateway, peer), their memory and CPU, from /proc.
 
 Each child runs in its own session so it and every worker it forks can be stopped by its
 process group, whatever happens to the harness run. Memory is the sum over the process tree:
@@ -93,7 +93,11 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 def wait_ready(
-    url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log: Path | None = None
+    url: str,
+    proc: subprocess.Popen[bytes] | None,
+    timeout: float,
+    log: Path | None = None,
+    name: str = "gateway",
 ) -> None:
     """Poll ``url`` until it answers 200; fail early, with the log's tail, if the child exits."""
     deadline = time.monotonic() + timeout
@@ -101,7 +105,7 @@ def wait_ready(
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {proc.returncode}{log_tail(log)}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}{log_tail(log, name)}")
             try:
                 resp = client.get(url)
                 if resp.status_code == 200:
@@ -110,14 +114,14 @@ def wait_ready(
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
             time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s ({last}){log_tail(log)}")
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s ({last}){log_tail(log, name)}")
 
 
-def log_tail(log: Path | None, lines: int = 25) -> str:
+def log_tail(log: Path | None, name: str = "gateway", lines: int = 25) -> str:
     if log is None or not log.exists():
         return ""
     tail = log.read_text(errors="replace").splitlines()[-lines:]
-    return "\n--- gateway log (tail) ---\n" + "\n".join(tail)
+    return f"\n--- {name} log (tail) ---\n" + "\n".join(tail)
 
 
 class Memory(NamedTuple):
@@ -167,3 +171,18 @@ def tree_memory(root: int) -> Memory:
             pss += _field_kb(f"/proc/{pid}/smaps_rollup", "Pss:")
             n += 1
     return Memory(rss, pss, n)
+
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root``'s tree, reaped children included."""
+    ticks = 0
+    for pid in tree_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks * _TICK_S

@@ -32,6 +32,11 @@ class RateResult(msgspec.Struct, kw_only=True):
     added_p50_ms: float
     added_p90_ms: float
     added_p99_ms: float
+    # The peer gateway (``--peer-*``), measured in the same interleaved segments.
+    peer: RunResult | None = None
+    peer_added_p50_ms: float | None = None
+    peer_added_p90_ms: float | None = None
+    peer_added_p99_ms: float | None = None
 
 
 class MemoryResult(msgspec.Struct, kw_only=True):
@@ -44,6 +49,17 @@ class MemoryResult(msgspec.Struct, kw_only=True):
     idle_after_pss_mb: float
 
 
+class ComparisonRow(msgspec.Struct, kw_only=True):
+    """One figure for Routegate and the peer; ``ratio`` is Routegate ÷ peer (None: not
+    meaningful, e.g. a zero or negative added latency)."""
+
+    figure: str
+    unit: str  # "ms", "CPU ms", "req/s" or "MiB"
+    gateway: float
+    peer: float
+    ratio: float | None
+
+
 class Report(msgspec.Struct, kw_only=True):
     command: str
     date: str
@@ -52,6 +68,9 @@ class Report(msgspec.Struct, kw_only=True):
     latency: list[RateResult] = msgspec.field(default_factory=list)
     max_throughput: dict[str, RunResult] = msgspec.field(default_factory=dict)
     memory: MemoryResult | None = None
+    peer: str | None = None  # the peer's label, when one was benched
+    peer_memory: MemoryResult | None = None
+    comparison: list[ComparisonRow] = msgspec.field(default_factory=list)
     notes: list[str] = msgspec.field(default_factory=list)
 
 
@@ -78,8 +97,9 @@ def to_json(report: Report) -> bytes:
     """Pretty JSON without the raw latency samples (NaN becomes null)."""
     data = msgspec.to_builtins(report)
     for entry in data["latency"]:
-        for side in ("direct", "gateway"):
-            entry[side].pop("latencies_s", None)
+        for side in ("direct", "gateway", "peer"):
+            if entry.get(side):
+                entry[side].pop("latencies_s", None)
     for run in data["max_throughput"].values():
         run.pop("latencies_s", None)
     return msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n"
@@ -96,6 +116,27 @@ def _errors(run: RunResult) -> str:
 
 def _lat(s: LatencySummary) -> str:
     return f"{_f(s.p50_ms)} / {_f(s.p99_ms)}"
+
+
+_DIGITS = {"ms": 2, "CPU ms": 3, "req/s": 0, "MiB": 1}
+
+
+def _comparison(report: Report) -> list[str]:
+    peer = report.peer or "peer"
+    out = [
+        f"### Routegate and {peer} side by side (same upstream and request, interleaved)",
+        "",
+        f"| figure | Routegate | {peer} | Routegate ÷ {peer} |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in report.comparison:
+        digits = _DIGITS.get(row.unit, 2)
+        ratio = "n/a" if row.ratio is None else f"{row.ratio:.2f}×"
+        out.append(
+            f"| {row.figure} ({row.unit}) | {_f(row.gateway, digits)} | {_f(row.peer, digits)}"
+            f" | {ratio} |"
+        )
+    return [*out, ""]
 
 
 def tables(report: Report) -> str:
@@ -142,6 +183,8 @@ def tables(report: Report) -> str:
             f" | {m.idle_after_pss_mb:.1f} |",
             "",
         ]
+    if report.comparison:
+        out += _comparison(report)
     out += [f"- {note}" for note in report.notes]
     return "\n".join(out).rstrip() + "\n"
 

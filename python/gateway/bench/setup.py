@@ -1,17 +1,21 @@
-"""What the harness sets up before load: the gateway config, the bench key, the request.
+"""What the harness sets up before load: the gateway, its config and key, the request.
 
 Kept apart from the phase logic so each piece can be checked (and reused) on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shlex
 import sys
 from pathlib import Path
 
 import httpx
 import msgspec
+
+from gateway.bench import procs
 
 PROMPT = (
     "Summarize in one sentence why a gateway between applications and language-model "
@@ -90,6 +94,43 @@ def create_live_key(
             raise RuntimeError(f"POST keys: HTTP {resp.status_code}: {resp.text[:300]}")
         key: str = resp.json()["key"]
         return key
+
+
+def start_gateway(
+    upstream_base: str,
+    tmp: Path,
+    stack: contextlib.ExitStack,
+    *,
+    workers: int,
+    governed: bool,
+    ready_timeout: float,
+) -> tuple[str, str, int]:
+    """Start ``python -m gateway serve`` on a free port (stopped when ``stack`` closes);
+    returns (base URL, live key, PID)."""
+    admin_key = "rg_live_" + secrets.token_hex(20)
+    config = write_config(tmp, upstream_base)
+    port = procs.free_port()
+    env = procs.child_env(
+        {
+            "ROUTEGATE_DATA_DIR": str(tmp / "data"),
+            "ROUTEGATE_ADMIN_KEY": admin_key,
+            "BENCH_UPSTREAM_KEY": secrets.token_hex(16),
+        },
+        scrub=True,
+    )
+    (tmp / "data").mkdir()
+    log_path = tmp / "gateway.log"
+    log = stack.enter_context(log_path.open("wb"))
+    serve = ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    proc = procs.spawn(["-m", "gateway", *serve, "--workers", str(workers)], env, log)
+    stack.callback(procs.stop, proc)
+    base = f"http://127.0.0.1:{port}"
+    procs.wait_ready(base + "/ready", proc, ready_timeout, log_path)
+    try:
+        key = create_live_key(base, admin_key, governed=governed)
+    except (httpx.HTTPError, RuntimeError, KeyError) as exc:
+        raise RuntimeError(f"creating a bench key failed: {exc}{procs.log_tail(log_path)}") from exc
+    return base, key, proc.pid
 
 
 def command_line(argv: list[str]) -> str:
