@@ -1,4 +1,4 @@
-"""The ASGI callable: path table → handler; nothing else.
+"""The app: path table → handler, served over ASGI here and over RSGI by ``gateway.rsgi``.
 
 A request's layers, in order, and what each adds:
 
@@ -18,7 +18,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
@@ -147,6 +147,18 @@ def _header_list(headers: dict[str, str], content_type: str) -> list[tuple[bytes
     return items
 
 
+def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _error_response(error: GatewayError, request_id: str) -> Response:
+    headers = {**error.headers, "x-request-id": request_id}
+    return Response(error.body(request_id), error.status, headers, JSON_TYPE)
+
+
 def _cut_short() -> InvalidRequest:
     return InvalidRequest(
         "The request body ended before its Content-Length; nothing was processed.",
@@ -179,60 +191,81 @@ class App:
         self._background = asyncio.get_running_loop().create_task(self.ctx.health_sync.run())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point (``routegate serve --interface asgi``, or any ASGI server)."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _cut_short()
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+
+        result = await self.handle(
+            scope["method"],
+            scope["path"],
+            _declared_length(scope["headers"]),
+            chunks(),
+            lambda body, request_id: Request.from_scope(scope, body, request_id),
+        )
+        if isinstance(result, StreamResponse):
+            await self._send_stream(send, result)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": result.status,
+                "headers": _header_list(result.headers, result.content_type),
+            }
+        )
+        await send({"type": "http.response.body", "body": result.body})
+
+    async def handle(
+        self,
+        method: str,
+        path: str,
+        declared: int | None,
+        chunks: AsyncIterator[bytes],
+        make: Callable[[bytes, str], Request],
+    ) -> Response | StreamResponse:
+        """Route and run one request, whichever server interface brought it, to its response
+        (every failure already rendered in the documented error shape)."""
         if self._background is None:  # no lifespan events from the server: start here
             self._start_background()
         request_id = "req_" + uuid.uuid4().hex
         try:
-            handler, params = _match(scope["method"], scope["path"])
-            body = await self._read_body(scope, receive)
-            request = Request.from_scope(scope, body, request_id)
+            handler, params = _match(method, path)
+            request = make(await self._read_body(declared, chunks), request_id)
             request.path_params = params
             if handler in ON_LOOP:
                 result = await handler(self.ctx, request)
             else:
                 result = await self._off_loop(handler, request)
         except GatewayError as error:
-            await self._send_error(send, error, request_id)
-            return
+            return _error_response(error, request_id)
         except StoreUnavailable as error:  # fail closed (SPEC §6): refuse, say why, log it
             self._log_outage(request_id, error)
             unavailable = ServiceUnavailable("The gateway's store is unavailable; retry shortly.")
             unavailable.headers["retry-after"] = "1"
-            await self._send_error(send, unavailable, request_id)
-            return
+            return _error_response(unavailable, request_id)
         except StoreBusy:  # back-pressure, in either fail mode
             busy = ServiceUnavailable(
                 "The gateway is waiting on its store (every connection is in use); retry shortly."
             )
             busy.headers["retry-after"] = "1"
-            await self._send_error(send, busy, request_id)
-            return
+            return _error_response(busy, request_id)
         except Exception:
-            log.exception(
-                "internal error on %s %s (request %s)",
-                scope.get("method"),
-                scope.get("path"),
-                request_id,
-            )
-            await self._send_error(send, InternalError("Internal server error."), request_id)
-            return
-        if isinstance(result, StreamResponse):
-            await self._send_stream(send, result)
-        else:
+            log.exception("internal error on %s %s (request %s)", method, path, request_id)
+            return _error_response(InternalError("Internal server error."), request_id)
+        if isinstance(result, Response):
             result.headers.setdefault("x-request-id", request_id)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": result.status,
-                    "headers": _header_list(result.headers, result.content_type),
-                }
-            )
-            await send({"type": "http.response.body", "body": result.body})
+        return result
 
     async def _off_loop(self, handler: Handler, request: Request) -> Response | StreamResponse:
         """Run ``handler`` to completion on a fresh event loop in a management thread."""
@@ -242,18 +275,14 @@ class App:
 
         return await self.ctx.admin_offload(lambda: asyncio.run(run()))
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, declared: int | None, chunks: AsyncIterator[bytes]) -> bytes:
         """The whole body within ``max_body_bytes`` (413) and ``body_timeout_s`` (408); a
         body cut short (the client disconnects, or fewer bytes than ``Content-Length``) is a
         400 and is never handled."""
-        declared: int | None = None
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit():
-                declared = int(value)
-                if declared > self.max_body:
-                    raise self._too_large()
+        if declared is not None and declared > self.max_body:
+            raise self._too_large()
         try:
-            body = await asyncio.wait_for(self._receive_all(receive), self.body_timeout)
+            body = await asyncio.wait_for(self._receive_all(chunks), self.body_timeout)
         except asyncio.TimeoutError:
             raise RequestTimeout(
                 f"The request body did not arrive within {self.body_timeout:g} s.",
@@ -263,34 +292,18 @@ class App:
             raise _cut_short()
         return body
 
-    async def _receive_all(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
+    async def _receive_all(self, chunks: AsyncIterator[bytes]) -> bytes:
+        parts: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _cut_short()
-            chunk = message.get("body", b"")
+        async for chunk in chunks:
             size += len(chunk)
             if size > self.max_body:
                 raise self._too_large()
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _too_large(self) -> RequestTooLarge:
         return RequestTooLarge(f"Request body exceeds the limit of {self.max_body} bytes.")
-
-    async def _send_error(self, send: Send, error: GatewayError, request_id: str) -> None:
-        headers = {**error.headers, "x-request-id": request_id}
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": _header_list(headers, JSON_TYPE),
-            }
-        )
-        await send({"type": "http.response.body", "body": error.body(request_id)})
 
     async def _send_stream(self, send: Send, result: StreamResponse) -> None:
         headers = {**result.headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -337,7 +350,11 @@ class App:
             self.ctx.usage.close()
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def create_app() -> App:
     """granian's factory target: each worker builds its own context from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     return App(Context.build(Settings.from_env()))

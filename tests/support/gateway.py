@@ -29,6 +29,9 @@ READY_TIMEOUT_S = float(os.environ.get("ROUTEGATE_TEST_READY_TIMEOUT", "45"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Command that runs the gateway CLI; override to test an installed build.
 GATEWAY_CMD = os.environ.get("ROUTEGATE_TEST_GATEWAY_CMD", f"{sys.executable} -m gateway")
+# The server interface every gateway under test is served with (``serve --interface``); unset:
+# the default.
+INTERFACE = os.environ.get("ROUTEGATE_TEST_INTERFACE")
 
 # Provider credentials the gateway could pick up from the environment; always removed so
 # that only the upstreams a test configures are candidates.
@@ -142,8 +145,10 @@ class GatewayProcess:
         admin_key: str | None = None,
         workers: int = 1,
         name: str = "gateway",
+        interface: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.interface = interface or INTERFACE
         self.config = config
         self.extra_env = dict(env or {})
         self.admin_key = admin_key
@@ -173,6 +178,8 @@ class GatewayProcess:
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         if self.workers != 1:
             cmd += ["--workers", str(self.workers)]
+        if self.interface:
+            cmd += ["--interface", self.interface]
         return cmd
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> GatewayProcess:

@@ -1,0 +1,127 @@
+"""The RSGI entry point: granian's native interface, with the same handlers as the ASGI one.
+
+ASGI moves every request through per-event message dicts (``receive``/``send``) that granian
+builds and reads back across its Rust/Python boundary; RSGI hands the handler a scope object
+and a protocol whose ``response_bytes`` sends a whole answer in one call, and streams through a
+transport. ``App.handle`` is shared, so routing, limits, errors and metering are the same
+whichever interface serves (docs/decisions.md, "The server interface").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from granian.rsgi import ProtocolClosed as RSGIProtocolClosed  # type: ignore[attr-defined]
+from granian.rsgi import ProtocolError as RSGIProtocolError  # type: ignore[attr-defined]
+
+from gateway.app import App, configure_logging, header_value
+from gateway.context import Context
+from gateway.http import Request, StreamResponse
+from gateway.settings import Settings
+
+_NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+class _Transport(Protocol):
+    async def send_bytes(self, data: bytes, /) -> None: ...
+
+
+class _HTTPProtocol(Protocol):
+    async def __call__(self) -> bytes: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> _Transport: ...
+
+
+async def _body(protocol: _HTTPProtocol, declared: int | None, method: str) -> AsyncIterator[bytes]:
+    """The request body: read whole when its length is declared (``App`` has already refused
+    one over the limit), else chunk by chunk so the limit applies as it arrives. A body the
+    client abandons ends short, which ``App`` refuses as cut short."""
+    if declared == 0 or (declared is None and method in _NO_BODY):
+        return
+    try:
+        if declared is not None:
+            yield await protocol()
+            return
+        async for chunk in protocol:
+            yield chunk
+    except (RSGIProtocolError, RSGIProtocolClosed):
+        return
+
+
+def _headers(headers: dict[str, str], content_type: str) -> list[tuple[str, str]]:
+    items = [("content-type", content_type)]
+    items += [(k, header_value(v).decode("ascii")) for k, v in headers.items()]
+    return items
+
+
+def _request(scope: Any, body: bytes, request_id: str) -> Request:
+    query = scope.query_string
+    client: str = scope.client or ""
+    return Request(
+        method=scope.method,
+        path=scope.path,
+        headers=dict(scope.headers.items()),
+        query=dict(parse_qsl(query)) if query else {},
+        body=body,
+        client_ip=client.rpartition(":")[0].strip("[]") or None,
+        request_id=request_id,
+    )
+
+
+class RSGIApp(App):
+    """``App`` served over RSGI; granian calls ``__rsgi_init__``/``__rsgi_del__`` per worker."""
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._background is None:
+            self._background = loop.create_task(self.ctx.health_sync.run())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.run_until_complete(self._close())
+        except RuntimeError:  # the loop is still running or already closed
+            self._close_sync()
+
+    async def __rsgi__(self, scope: Any, protocol: _HTTPProtocol) -> None:
+        if scope.proto != "http":
+            return
+        length = scope.headers.get("content-length")
+        declared = int(length) if length is not None and length.isdigit() else None
+        result = await self.handle(
+            scope.method,
+            scope.path,
+            declared,
+            _body(protocol, declared, scope.method),
+            lambda raw, request_id: _request(scope, raw, request_id),
+        )
+        if isinstance(result, StreamResponse):
+            await self._stream(protocol, result)
+            return
+        protocol.response_bytes(
+            result.status, _headers(result.headers, result.content_type), result.body
+        )
+
+    async def _stream(self, protocol: _HTTPProtocol, result: StreamResponse) -> None:
+        headers = {**result.headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+        transport = protocol.response_stream(
+            result.status, _headers(headers, "text/event-stream; charset=utf-8")
+        )
+        chunks = result.chunks
+        try:
+            async for chunk in chunks:
+                await transport.send_bytes(chunk)
+        except (RSGIProtocolClosed, RSGIProtocolError):
+            pass  # the client went away: closing the chunks meters what it received
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def create_rsgi_app() -> RSGIApp:
+    """granian's factory target for ``--interface rsgi``."""
+    configure_logging()
+    return RSGIApp(Context.build(Settings.from_env()))
