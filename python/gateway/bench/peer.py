@@ -18,13 +18,11 @@ import contextlib
 import re
 import shlex
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-import httpx
 import msgspec
 
 from gateway.bench import procs
@@ -181,21 +179,12 @@ def _wait_answering(
     log: Path,
 ) -> None:
     """Poll with the bench request itself until it gets a 200: no health path to know."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
     headers = {"Content-Type": "application/json", **headers}
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = procs.log_tail(log, "peer")
-                raise RuntimeError(f"peer exited with {proc.returncode}{tail}")
-            try:
-                resp = client.post(url, content=body, headers=headers)
-                if resp.status_code == 200:
-                    return
-                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            time.sleep(0.2)
-    tail = procs.log_tail(log, "peer")
-    raise RuntimeError(f"peer at {url} not ready after {timeout:.0f}s ({last}){tail}")
+    procs.wait_ready(
+        url,
+        proc,
+        timeout,
+        log,
+        "peer",
+        send=lambda client: client.post(url, content=body, headers=headers),
+    )

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -98,8 +99,11 @@ def wait_ready(
     timeout: float,
     log: Path | None = None,
     name: str = "gateway",
+    *,
+    send: Callable[[httpx.Client], httpx.Response] | None = None,
 ) -> None:
-    """Poll ``url`` until it answers 200; fail early, with the log's tail, if the child exits."""
+    """Poll ``url`` (with ``send``, or a GET) until it answers 200; fail early, with the
+    log's tail, if the child exits."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     with httpx.Client(timeout=2.0) as client:
@@ -107,7 +111,7 @@ def wait_ready(
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}{log_tail(log, name)}")
             try:
-                resp = client.get(url)
+                resp = send(client) if send is not None else client.get(url)
                 if resp.status_code == 200:
                     return
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
