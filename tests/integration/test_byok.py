@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -387,6 +388,38 @@ def test_rate_limited_own_key_falls_back_to_the_platform_key(
     err = tenant.chat(routing={"only_byok": True})
     assert_error(err, 429, "rate_limit_exceeded", secrets=(own,))
     assert int(err.headers["retry-after"]) >= 1
+
+
+def test_a_short_retry_after_on_the_own_key_is_waited_on_the_own_key(
+    tenant: Tenant, up_a: KeyedUpstream
+) -> None:
+    """A 429 to the workspace's key with ``Retry-After: 1`` (within ``retry_after_max_s``) is
+    retried in place, with the same workspace key, after that second (docs/behaviour.md,
+    "Failover"): not moved to the platform key."""
+    own = _secret("briefly-limited")
+    up_a.set_key(own, Status(429, headers=(("retry-after", "1"),)))
+    tenant.add_key("byok-a", own)
+    before = len(up_a.chat_requests())
+
+    def heal() -> None:  # the key serves again once it has been told to wait
+        deadline = time.monotonic() + 10
+        while len(up_a.chat_requests()) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        up_a.set_key(own)
+
+    healer = threading.Thread(target=heal)
+    healer.start()
+    resp = tenant.chat()
+    healer.join()
+    body = _served(resp, "byok-a", "byok")
+    assert up_a.keys_seen()[before:] == [own, own]
+    first, second = (r.received_at for r in up_a.chat_requests()[before:])
+    assert 1.0 <= second - first < 2.0, f"retried after {second - first:.2f} s"
+    chain = body["routing_metadata"]["fallback_chain"]
+    assert [(a["key_source"], a["reason"], a["retry"]) for a in chain] == [
+        ("byok", "rate_limited", False),
+        ("byok", None, True),
+    ]
 
 
 def test_only_byok_without_a_key_is_a_policy_conflict(tenant: Tenant) -> None:
