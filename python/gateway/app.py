@@ -131,20 +131,41 @@ _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 MAX_HEADER_VALUE = 512
 
 
-def header_value(value: str) -> bytes:
-    """``value`` as bytes a header may carry: printable ASCII kept, anything else (non-ASCII,
+def header_text(value: str) -> str:
+    """``value`` as a header may carry it: printable ASCII kept, anything else (non-ASCII,
     NUL, CR, LF …) percent-encoded as UTF-8, cut at ``MAX_HEADER_VALUE``. Headers echo what
     clients sent (``X-Model-Requested``), and one bad byte would make the server drop the
     whole response."""
     if not (value.isascii() and value.isprintable()):  # all of 0x20-0x7E, at C speed
         value = quote(value, safe=_HEADER_SAFE)
-    return value[:MAX_HEADER_VALUE].encode("ascii")
+    return value[:MAX_HEADER_VALUE]
+
+
+def header_value(value: str) -> bytes:
+    """``header_text`` as the bytes ASGI sends."""
+    return header_text(value).encode("ascii")
 
 
 def _header_list(headers: dict[str, str], content_type: str) -> list[tuple[bytes, bytes]]:
     items = [(b"content-type", content_type.encode())]
     items += [(k.encode("ascii"), header_value(v)) for k, v in headers.items()]
     return items
+
+
+STREAM_TYPE = "text/event-stream; charset=utf-8"
+
+
+def stream_headers(result: StreamResponse) -> dict[str, str]:
+    """A stream's headers: the handler's, and no caching or proxy buffering."""
+    return {**result.headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def close_chunks(chunks: AsyncIterator[bytes]) -> None:
+    """Close a stream's chunk generator, sent through or not: closing meters what the client
+    received (``api/streaming.relay_stream``)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
@@ -306,23 +327,19 @@ class App:
         return RequestTooLarge(f"Request body exceeds the limit of {self.max_body} bytes.")
 
     async def _send_stream(self, send: Send, result: StreamResponse) -> None:
-        headers = {**result.headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
         await send(
             {
                 "type": "http.response.start",
                 "status": result.status,
-                "headers": _header_list(headers, "text/event-stream; charset=utf-8"),
+                "headers": _header_list(stream_headers(result), STREAM_TYPE),
             }
         )
-        chunks = result.chunks
         try:
-            async for chunk in chunks:
+            async for chunk in result.chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_chunks(result.chunks)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

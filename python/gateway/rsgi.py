@@ -17,7 +17,14 @@ from urllib.parse import parse_qsl
 from granian.rsgi import ProtocolClosed as RSGIProtocolClosed  # type: ignore[attr-defined]
 from granian.rsgi import ProtocolError as RSGIProtocolError  # type: ignore[attr-defined]
 
-from gateway.app import App, configure_logging, header_value
+from gateway.app import (
+    STREAM_TYPE,
+    App,
+    close_chunks,
+    configure_logging,
+    header_text,
+    stream_headers,
+)
 from gateway.context import Context
 from gateway.http import Request, StreamResponse
 from gateway.settings import Settings
@@ -54,7 +61,7 @@ async def _body(protocol: _HTTPProtocol, declared: int | None, method: str) -> A
 
 def _headers(headers: dict[str, str], content_type: str) -> list[tuple[str, str]]:
     items = [("content-type", content_type)]
-    items += [(k, header_value(v).decode("ascii")) for k, v in headers.items()]
+    items += [(k, header_text(v)) for k, v in headers.items()]
     return items
 
 
@@ -105,20 +112,15 @@ class RSGIApp(App):
         )
 
     async def _stream(self, protocol: _HTTPProtocol, result: StreamResponse) -> None:
-        headers = {**result.headers, "cache-control": "no-cache", "x-accel-buffering": "no"}
-        transport = protocol.response_stream(
-            result.status, _headers(headers, "text/event-stream; charset=utf-8")
-        )
-        chunks = result.chunks
+        headers = _headers(stream_headers(result), STREAM_TYPE)
+        transport = protocol.response_stream(result.status, headers)
         try:
-            async for chunk in chunks:
+            async for chunk in result.chunks:
                 await transport.send_bytes(chunk)
         except (RSGIProtocolClosed, RSGIProtocolError):
             pass  # the client went away: closing the chunks meters what it received
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_chunks(result.chunks)
 
 
 def create_rsgi_app() -> RSGIApp:
