@@ -24,15 +24,16 @@ from gateway.metering import Usage
 _encoder = msgspec.json.Encoder()
 
 
-def _settle(outcome: Outcome, refusal: ContentFiltered) -> None:
-    outcome.deployment = refusal.deployment
+def _settle(outcome: Outcome) -> None:
+    """Nothing was generated or billed; the refusal is the first (and only) token."""
     outcome.usage = Usage()
     outcome.ttft_ms = outcome.elapsed_ms
 
 
 def refusal_answer(outcome: Outcome, refusal: ContentFiltered) -> dict[str, Any]:
-    """The metered ``chat.completion`` that carries the refusal."""
-    _settle(outcome, refusal)
+    """The metered ``chat.completion`` that carries the refusal (its deployment already set
+    on ``outcome`` as the one that served)."""
+    _settle(outcome)
     answer: dict[str, Any] = {
         "id": f"chatcmpl-{outcome.request_id}",
         "object": "chat.completion",
@@ -54,18 +55,18 @@ def refusal_answer(outcome: Outcome, refusal: ContentFiltered) -> dict[str, Any]
 
 async def refusal_stream(outcome: Outcome, refusal: ContentFiltered) -> AsyncIterator[bytes]:
     """The same refusal as an OpenAI stream: the refusal, the finish, usage, ``[DONE]``."""
-    _settle(outcome, refusal)
+    _settle(outcome)
     ids = (f"chatcmpl-{outcome.request_id}", int(time.time()))
-    head = {"id": ids[0], "object": "chat.completion.chunk", "created": ids[1]}
-    model = refusal.deployment.model.id
+    head = {
+        "id": ids[0],
+        "object": "chat.completion.chunk",
+        "created": ids[1],
+        "model": refusal.deployment.model.id,
+    }
     delta = {"role": "assistant", "content": None, "refusal": refusal.reason}
     chunks = [
-        {**head, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
-        {
-            **head,
-            "model": model,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}],
-        },
+        {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]},
     ]
     for chunk in chunks:
         yield b"data: " + _encoder.encode(chunk) + b"\n\n"

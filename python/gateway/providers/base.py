@@ -28,14 +28,7 @@ FailureKind = Literal[
 ]
 Wire = Literal["openai", "anthropic", "gemini"]
 RETRYABLE: frozenset[str] = frozenset(
-    {
-        "rate_limited",
-        "server_error",
-        "timeout",
-        "connect_error",
-        "stream_error",
-        "malformed_chunk",
-    }
+    {"rate_limited", "server_error", "timeout", "connect_error", "stream_error", "malformed_chunk"}
 )
 """Failures another candidate may be tried after. A ``stream_error`` or ``malformed_chunk`` (a
 stream cut, or sending what cannot be used) reaches the attempt loop only before the first
