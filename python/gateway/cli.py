@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from granian import Granian
-from granian.constants import Interfaces
+from granian.constants import Interfaces, Loops
 
 from gateway import cli_admin
 from gateway.auth import derive_hash_key, hash_secret, new_key_record, utc_now
@@ -27,6 +28,7 @@ from gateway.store import Store, open_store
 from gateway.store.records import Scope, Workspace
 
 DEFAULT_HOST = "127.0.0.1"
+_HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 ALL_SCOPES: tuple[Scope, ...] = ("inference", "read", "admin")
 
 
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         "asgi; the same handlers either way",
     )
     serve.add_argument("--data-dir", help="state directory (default: $ROUTEGATE_DATA_DIR)")
+    serve.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default=os.environ.get("ROUTEGATE_LOOP", "uvloop" if _HAS_UVLOOP else "asyncio"),
+        help="event loop (uvloop where installed: it is a dependency except on Windows)",
+    )
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate a config file without serving")
@@ -141,6 +149,7 @@ def serve(args: argparse.Namespace) -> int:
         address=args.host,
         port=args.port,
         workers=args.workers,
+        loop=Loops(args.loop),
         log_access=False,
     ).serve()
     return 0

@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gateway-url", help="bench an already-running gateway (needs --key)")
     p.add_argument("--key", help="live gateway key for --gateway-url")
     p.add_argument("--gateway-pid", type=int, help="PID of --gateway-url's server (memory, CPU)")
+    p.add_argument(
+        "--gateway-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `serve` argument for the started gateway (repeat; --gateway-arg=--loop=rloop)",
+    )
     p.add_argument("--upstream-url", help="use a running upstream (base URL ending in /v1)")
     p.add_argument("--ready-timeout", type=float, default=60.0)
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -207,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     workers=args.workers,
                     governed=args.governed,
                     ready_timeout=args.ready_timeout,
+                    serve_args=args.gateway_arg,
                 )
             body = request_body(stream=args.stream)
             paths = {

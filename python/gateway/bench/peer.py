@@ -27,6 +27,7 @@ import msgspec
 
 from gateway.bench import procs
 from gateway.bench.client import Target, build_target
+from gateway.bench.setup import start_gateway
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _RESERVED = ("direct", "gateway")
@@ -89,14 +90,31 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--peer-config", type=Path, help="config template, filled in as {config}")
     g.add_argument("--peer-env", action="append", default=[], metavar="NAME=VALUE")
     g.add_argument("--peer-grace", type=float, default=5.0, help="seconds from SIGTERM to KILL")
+    g.add_argument(
+        "--peer-routegate",
+        metavar="'SERVE ARGS'",
+        help="the peer is a second Routegate started like the first, plus these `serve` "
+        "arguments ('' for none): one setting or build against another",
+    )
+    g.add_argument(
+        "--peer-source",
+        type=Path,
+        metavar="DIR",
+        help="with --peer-routegate: run that checkout's python/ folder (another build)",
+    )
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Validate the peer options; sets ``args.peer`` (bool), ``peer_headers``, ``peer_env_map``."""
-    args.peer = bool(args.peer_url or args.peer_cmd)
+    routegate = args.peer_routegate is not None
+    args.peer = bool(args.peer_url or args.peer_cmd or routegate)
     extra = args.peer_pid or args.peer_config or args.peer_env or args.peer_header
-    if not args.peer and (extra or args.peer_model):
-        p.error("--peer-* options need --peer-url or --peer-cmd")
+    if not args.peer and (extra or args.peer_model or args.peer_source):
+        p.error("--peer-* options need --peer-url, --peer-cmd or --peer-routegate")
+    if routegate and (args.peer_url or args.peer_cmd or extra):
+        p.error("--peer-routegate starts its own peer: no --peer-url/cmd/pid/config/env/header")
+    if args.peer_source and not routegate:
+        p.error("--peer-source needs --peer-routegate")
     if args.peer_cmd and args.peer_pid:
         p.error("--peer-pid is for a running --peer-url, not with --peer-cmd")
     if args.peer_config and not args.peer_cmd:
@@ -117,8 +135,13 @@ def settings(args: argparse.Namespace) -> dict[str, object]:
     """What the report records about the peer (header and environment names only)."""
     if not args.peer:
         return {}
-    keys = ("peer_name", "peer_url", "peer_path", "peer_model", "peer_cmd", "peer_config")
-    out: dict[str, object] = {k: str(getattr(args, k)) for k in keys if getattr(args, k)}
+    keys = (
+        *("peer_name", "peer_url", "peer_path", "peer_model", "peer_cmd", "peer_config"),
+        *("peer_routegate", "peer_source"),
+    )
+    out: dict[str, object] = {
+        k: str(getattr(args, k)) for k in keys if getattr(args, k) is not None
+    }
     if args.peer_headers:
         out["peer_headers"] = sorted(args.peer_headers)
     if args.peer_env_map:
@@ -136,6 +159,8 @@ def start(
     """Start the peer if asked (stopped when ``stack`` closes); None when there is no peer."""
     if not args.peer:
         return None
+    if args.peer_routegate is not None:
+        return _start_routegate(args, upstream_base, body, tmp, stack)
     up = urlsplit(upstream_base)
     values = {
         "upstream": upstream_base.rstrip("/"),
@@ -188,3 +213,28 @@ def _wait_answering(
         "peer",
         send=lambda client: client.post(url, content=body, headers=headers),
     )
+
+
+def _start_routegate(
+    args: argparse.Namespace,
+    upstream_base: str,
+    body: bytes,
+    tmp: Path,
+    stack: contextlib.ExitStack,
+) -> Peer:
+    """A second Routegate in its own folder, same workers and governance as the first."""
+    folder = tmp / "peer-routegate"
+    folder.mkdir()
+    base, key, pid = start_gateway(
+        upstream_base,
+        folder,
+        stack,
+        workers=args.workers,
+        governed=args.governed,
+        ready_timeout=args.ready_timeout,
+        serve_args=shlex.split(args.peer_routegate),
+        source=args.peer_source,
+    )
+    url = base + args.peer_path
+    headers = {"Authorization": f"Bearer {key}"}
+    return Peer(args.peer_name, build_target(url, with_model(body, args.peer_model), headers), pid)

@@ -104,9 +104,13 @@ def start_gateway(
     workers: int,
     governed: bool,
     ready_timeout: float,
+    serve_args: list[str] | None = None,
+    source: Path | None = None,
 ) -> tuple[str, str, int]:
     """Start ``python -m gateway serve`` on a free port (stopped when ``stack`` closes);
-    returns (base URL, live key, PID)."""
+    returns (base URL, live key, PID). ``serve_args`` are added to ``serve``'s command line;
+    ``source`` runs another checkout's ``python`` folder (to bench two builds side by side).
+    ``tmp`` is this gateway's own folder (config, data, log)."""
     admin_key = "rg_live_" + secrets.token_hex(20)
     config = write_config(tmp, upstream_base)
     port = procs.free_port()
@@ -118,10 +122,13 @@ def start_gateway(
         },
         scrub=True,
     )
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
     (tmp / "data").mkdir()
     log_path = tmp / "gateway.log"
     log = stack.enter_context(log_path.open("wb"))
     serve = ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    serve += serve_args or []
     proc = procs.spawn(["-m", "gateway", *serve, "--workers", str(workers)], env, log)
     stack.callback(procs.stop, proc)
     base = f"http://127.0.0.1:{port}"

@@ -1,7 +1,8 @@
-"""Thin aiohttp I/O shared by every wire format (OpenAI-compatible, Anthropic, Gemini).
+"""Thin upstream I/O shared by every wire format (OpenAI-compatible, Anthropic, Gemini).
 
-One keep-alive session per provider (aiohttp: httpx's pool measured 5-18x slower on this
-path, see docs/decisions.md), created inside the serving event loop. A whole answer within
+One keep-alive connection pool per provider (``http1``: a lean HTTP/1.1 client on asyncio
+protocols, measured against aiohttp and httpx in docs/decisions.md), created inside the
+serving event loop. A whole answer within
 ``total``. A stream has two separate deadlines: ``first_byte`` covers connect, response
 headers and the first body byte; ``stall`` applies only between body chunks after that (so a
 short ``stall`` never cuts the wait for the first byte). Every client-library exception
@@ -11,7 +12,7 @@ as ``{"error": {"message", "type"?, "status"?}}``: OpenAI's, Anthropic's
 holds, this client's key included, is masked in any message kept (``secrets_held.scrub``).
 
 A BYOK attempt uses a ``view``: a client for one attempt that sends the workspace's key
-instead of the platform key and shares the platform client's session (its connection pool),
+instead of the platform key and shares the platform client's connection pool,
 so the workspace key lives only as long as the attempt that needs it.
 """
 
@@ -21,11 +22,11 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from gateway.config import ProviderConfig
 from gateway.providers.base import AttemptFailure, FailureKind, UpstreamStream, Wire
+from gateway.providers.http1 import ConnectError, Connection, Pool, Response, Target, header_block
 from gateway.providers.meaning import meaning_of_400
 from gateway.secrets_held import scrub
 
@@ -58,13 +59,12 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _transport_failure(exc: BaseException, what: str) -> AttemptFailure:
-    if isinstance(exc, asyncio.TimeoutError):
-        return AttemptFailure("timeout", what)
+def _transport_failure(exc: OSError) -> AttemptFailure:
     # A refused or unresolvable connection is an outage; one dropped after it was made
     # (reset, server disconnected, a cut body) may be a one-off.
-    reset = not isinstance(exc, aiohttp.ClientConnectorError)
-    return AttemptFailure("connect_error", f"connection failed: {type(exc).__name__}", reset=reset)
+    if isinstance(exc, ConnectError):
+        return AttemptFailure("connect_error", str(exc))
+    return AttemptFailure("connect_error", f"connection failed: {exc}", reset=True)
 
 
 class WireClient:
@@ -87,7 +87,11 @@ class WireClient:
             **headers,
         }
         self._owner = owner
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
+        try:
+            self._block: bytes | None = header_block(self._headers)
+        except ValueError:
+            self._block = None  # every request fails with a clear message, no secret in it
 
     def view(self, api_key: str, headers: Mapping[str, str]) -> WireClient:
         """A client that sends ``headers`` (carrying ``api_key``) in place of this one's auth
@@ -95,15 +99,12 @@ class WireClient:
         return WireClient(self.config, api_key, headers, owner=self)
 
     @property
-    def session(self) -> aiohttp.ClientSession:
+    def pool(self) -> Pool:
         if self._owner is not None:
-            return self._owner.session
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
-                auto_decompress=True,
-            )
-        return self._session
+            return self._owner.pool
+        if self._pool is None:
+            self._pool = Pool()
+        return self._pool
 
     def redact(self, text: str) -> str:
         """``text`` with every held secret and this client's key masked, then cut."""
@@ -135,19 +136,53 @@ class WireClient:
             kind, self.redact(message), status=status, retry_after=_retry_after(retry_after)
         )
 
-    async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        timeouts = self.config.timeout_s
-        timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.first_byte)
+    def _request(self, method: bytes, target: Target, body: bytes) -> bytes:
+        if self._block is None:
+            raise AttemptFailure("client_error", "a header for this provider holds a line break")
+        head = b"%s %s HTTP/1.1\r\nhost: %s\r\ncontent-length: %d\r\n" % (
+            method,
+            target.path,
+            target.host_header,
+            len(body),
+        )
+        return b"".join((head, self._block, b"\r\n", body))
+
+    async def _exchange(
+        self, method: bytes, url: str, body: bytes, total: float | None
+    ) -> tuple[Connection, Response]:
+        """Send one request on a pooled connection and read the answer's head; the caller
+        reads the body and hands the connection back (``pool.release``)."""
+        pool = self.pool
+        target = pool.target(url)
+        request = self._request(method, target, body)
+        started = pool.loop.time()
+        conn = await pool.acquire(target, self.config.timeout_s.first_byte)
         try:
-            async with self.session.post(
-                url, data=_encoder.encode(body), headers=self._headers, timeout=timeout
-            ) as response:
-                raw = await response.read()
-                status, retry_after = response.status, response.headers.get("retry-after")
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_failure(exc, f"no answer within {timeouts.total:g} s") from None
-        if status != 200:
-            raise self.failure(status, retry_after, raw)
+            left = None if total is None else total - (pool.loop.time() - started)
+            conn.send(request, left)
+            return conn, await conn.head()
+        except BaseException:
+            conn.close()
+            raise
+
+    async def _whole(self, method: bytes, url: str, body: bytes) -> tuple[Response, bytes]:
+        total = self.config.timeout_s.total
+        try:
+            conn, response = await self._exchange(method, url, body, total)
+            try:
+                raw = await conn.read_all()
+            finally:
+                self.pool.release(conn)
+        except asyncio.TimeoutError:
+            raise AttemptFailure("timeout", f"no answer within {total:g} s") from None
+        except OSError as exc:
+            raise _transport_failure(exc) from None
+        return response, raw
+
+    async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        response, raw = await self._whole(b"POST", url, _encoder.encode(body))
+        if response.status != 200:
+            raise self.failure(response.status, response.headers.get("retry-after"), raw)
         try:
             answer = msgspec.json.decode(raw)
         except msgspec.DecodeError:
@@ -158,75 +193,57 @@ class WireClient:
 
     async def get(self, url: str) -> tuple[int, str | None, bytes]:
         """GET ``url``: (status, Retry-After, body); transport failures as ``AttemptFailure``."""
-        timeouts = self.config.timeout_s
-        timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.first_byte)
-        try:
-            async with self.session.get(url, headers=self._headers, timeout=timeout) as response:
-                return response.status, response.headers.get("retry-after"), await response.read()
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_failure(exc, f"no answer within {timeouts.total:g} s") from None
-
-    async def _open(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
-        timeouts = self.config.timeout_s
-        # No sock_read here: until the first byte, only open_stream's first-byte deadline runs.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.first_byte)
-        response = await self.session.post(
-            url, data=_encoder.encode(body), headers=self._headers, timeout=timeout
-        )
-        try:
-            if response.status != 200:
-                raw = await response.read()
-                raise self.failure(response.status, response.headers.get("retry-after"), raw)
-            first = await response.content.readany()
-            if not first:
-                raise AttemptFailure("server_error", "upstream closed the stream empty")
-            _start_stall_timer(response, timeouts.stall)
-        except BaseException:
-            response.close()
-            raise
-
-        async def close() -> None:
-            response.release()
-
-        return UpstreamStream(first=first, rest=self._rest(response), close=close, wire=wire)
-
-    async def _rest(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        stall = self.config.timeout_s.stall
-        try:
-            while chunk := await response.content.readany():
-                yield chunk
-        except asyncio.TimeoutError:
-            raise AttemptFailure("timeout", f"the stream stalled for {stall:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise AttemptFailure(
-                "stream_error", f"the stream was cut ({type(exc).__name__})"
-            ) from None
+        response, raw = await self._whole(b"GET", url, b"")
+        return response.status, response.headers.get("retry-after"), raw
 
     async def open_stream(self, url: str, body: dict[str, Any], wire: Wire) -> UpstreamStream:
         """The caller bounds the whole wait for the first token by ``first_byte``
-        (``api/stream_legs.open_leg``); here only the connect is."""
-        first_byte = self.config.timeout_s.first_byte
+        (``api/stream_legs.open_leg``); here only the connect is. From the first body byte
+        on, a read fails when the upstream sends nothing for ``stall`` seconds (never
+        shortening the first-byte wait)."""
+        timeouts = self.config.timeout_s
         try:
-            return await self._open(url, body, wire)
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_failure(exc, f"no first byte within {first_byte:g} s") from None
+            conn, response = await self._exchange(b"POST", url, _encoder.encode(body), None)
+        except asyncio.TimeoutError:
+            raise AttemptFailure(
+                "timeout", f"no first byte within {timeouts.first_byte:g} s"
+            ) from None
+        except OSError as exc:
+            raise _transport_failure(exc) from None
+        try:
+            if response.status != 200:
+                raw = await conn.read_all()
+                raise self.failure(response.status, response.headers.get("retry-after"), raw)
+            first = await conn.read_some()
+            if not first:
+                raise AttemptFailure("server_error", "upstream closed the stream empty")
+            conn.set_stall(timeouts.stall)
+        except OSError as exc:
+            conn.close()
+            raise _transport_failure(exc) from None
+        except BaseException:
+            conn.close()
+            raise
+
+        async def close() -> None:
+            self.pool.release(conn)
+
+        return UpstreamStream(first=first, rest=self._rest(conn), close=close, wire=wire)
+
+    async def _rest(self, conn: Connection) -> AsyncIterator[bytes]:
+        stall = self.config.timeout_s.stall
+        try:
+            while chunk := await conn.read_some():
+                yield chunk
+        except asyncio.TimeoutError:
+            raise AttemptFailure("timeout", f"the stream stalled for {stall:g} s") from None
+        except OSError as exc:
+            raise AttemptFailure("stream_error", f"the stream was cut ({exc})") from None
 
     async def aclose(self) -> None:
-        """Close the session (a view owns none: its owner's ``aclose`` closes it)."""
-        if self._session is not None:
-            await self._session.close()
-
-
-def _start_stall_timer(response: aiohttp.ClientResponse, stall: float) -> None:
-    """From the first body byte on, fail a read when the upstream sends nothing for
-    ``stall`` seconds: aiohttp's own ``sock_read`` timer on the connection (re-armed on every
-    byte received, no per-chunk cost), switched on only now so that it never shortens the
-    first-byte deadline. Each request on a pooled connection resets it (``sock_read=None``)."""
-    connection = response.connection
-    protocol = connection.protocol if connection is not None else None
-    if protocol is not None:
-        protocol.read_timeout = stall
-        protocol.start_timeout()
+        """Close the pool's connections (a view owns none: its owner's ``aclose`` does)."""
+        if self._pool is not None:
+            self._pool.close()
 
 
 def _invalid_key(error: dict[str, Any]) -> bool:
