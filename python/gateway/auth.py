@@ -9,12 +9,14 @@ keeps working in a process (SPEC §7: within 1 s).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import math
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 
 from gateway.errors import AuthenticationFailed, PermissionDenied
 from gateway.ip_allowlist import allowed
@@ -73,8 +75,24 @@ def new_key_record(
     return plain, record
 
 
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def utc_text(t: float) -> str:
+    """``t`` (Unix seconds) as ``2026-12-03T10:00:00.123Z``: the same text as ``datetime``'s
+    ``isoformat(timespec="milliseconds")``, with the date and time formatted once a second
+    (two timestamps a request: ``datetime`` objects cost more than the rest of auth)."""
+    second = math.floor(t)
+    micro = round((t - second) * 1_000_000)
+    if micro == 1_000_000:
+        second, micro = second + 1, 0
+    return f"{_second_text(second)}.{micro // 1000:03d}Z"
+
+
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(time.time())
 
 
 def extract_secret(headers: Mapping[str, str]) -> str:

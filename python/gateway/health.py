@@ -57,6 +57,23 @@ class DeploymentHealth:
     last_success: float = float("-inf")
     reopenings: int = 0
     """Failed probes since the circuit last closed: the back-off's exponent."""
+    failures_in_window: int = 0
+    """``outcomes.count(False)``, kept as outcomes come and go (no count per request)."""
+    published: tuple[float, float, float, bool] | None = None
+    """What the routing table last got: an unchanged row is not sent again."""
+
+    def record(self, ok: bool) -> None:
+        outcomes = self.outcomes
+        if outcomes.maxlen is not None and len(outcomes) == outcomes.maxlen and not outcomes[0]:
+            self.failures_in_window -= 1  # the oldest outcome, a failure, falls out
+        outcomes.append(ok)
+        if not ok:
+            self.failures_in_window += 1
+
+    @property
+    def success_rate(self) -> float:
+        n = len(self.outcomes)
+        return (n - self.failures_in_window) / n if n else 1.0
 
 
 class HealthTracker:
@@ -121,7 +138,7 @@ class HealthTracker:
     def success(self, row: int) -> None:
         health = self._rows[row]
         health.last_success = self._clock()
-        health.outcomes.append(True)
+        health.record(True)
         health.consecutive_failures = 0
         health.reopenings = 0
         if health.state != "closed":
@@ -139,7 +156,7 @@ class HealthTracker:
             self.release(row)
             return
         health = self._rows[row]
-        health.outcomes.append(False)
+        health.record(False)
         health.consecutive_failures += 1
         if health.state == "half_open":
             health.reopenings += 1
@@ -197,7 +214,7 @@ class HealthTracker:
         outcomes = health.outcomes
         if len(outcomes) < settings.window // 2:
             return False
-        return outcomes.count(False) / len(outcomes) > settings.failure_rate
+        return health.failures_in_window / len(outcomes) > settings.failure_rate
 
     def _open_circuit(self, row: int, seconds: float) -> None:
         health = self._rows[row]
@@ -217,11 +234,15 @@ class HealthTracker:
 
     def _publish(self, row: int) -> None:
         health, min_samples = self._rows[row], self._settings.min_samples
-        outcomes = health.outcomes
+        now = (
+            health.ttft_ms if health.ttft_samples >= min_samples else health.prior_ttft_ms,
+            health.tps if health.tps_samples >= min_samples else health.prior_tps,
+            health.success_rate,
+            health.state == "open" or health.probing,
+        )
+        if now == health.published:
+            return
+        health.published = now
         self._catalog.table.update_health(
-            row,
-            ttft_ms=health.ttft_ms if health.ttft_samples >= min_samples else health.prior_ttft_ms,
-            throughput_tps=health.tps if health.tps_samples >= min_samples else health.prior_tps,
-            success_rate=outcomes.count(True) / len(outcomes) if outcomes else 1.0,
-            circuit_open=health.state == "open" or health.probing,
+            row, ttft_ms=now[0], throughput_tps=now[1], success_rate=now[2], circuit_open=now[3]
         )

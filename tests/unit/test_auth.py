@@ -72,3 +72,13 @@ def test_extract_secret(headers: dict[str, str], expected: str) -> None:
 def test_extract_secret_without_key_is_401() -> None:
     with pytest.raises(AuthenticationFailed):
         extract_secret({"authorization": "Basic abc"})
+
+
+@given(st.floats(0, 4_102_444_800, allow_nan=False))  # up to 2100
+def test_utc_text_is_datetime_isoformat_to_the_millisecond(t: float) -> None:
+    from datetime import datetime, timezone
+
+    from gateway.auth import utc_text
+
+    expected = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    assert utc_text(t) == expected.replace("+00:00", "Z")

@@ -204,3 +204,18 @@ def test_a_probe_that_meets_a_request_error_frees_the_probe(row: int, kind: str)
     assert health.claim(row)
     health.failure(row, kind)  # says nothing about the deployment
     assert health.claim(row)  # the next request may probe
+
+
+@given(st.lists(st.booleans(), max_size=300), st.integers(1, 50))
+def test_the_failure_count_follows_the_window(outcomes: list[bool], window: int) -> None:
+    """The running count equals counting the window, whatever falls out of it."""
+    import collections
+
+    from gateway.health import DeploymentHealth
+
+    health = DeploymentHealth(1.0, 1.0, 1.0, 1.0, outcomes=collections.deque(maxlen=window))
+    for ok in outcomes:
+        health.record(ok)
+        assert health.failures_in_window == health.outcomes.count(False)
+        kept = health.outcomes
+        assert health.success_rate == (kept.count(True) / len(kept) if kept else 1.0)
