@@ -316,13 +316,31 @@ def test_a_broken_answer_is_a_cut(pieces: list[Piece | None]) -> None:
     run(main)
 
 
-def test_a_head_past_64_kib_is_refused() -> None:
+@pytest.mark.parametrize("trickle", [False, True])
+def test_a_head_past_64_kib_is_refused(trickle: bool) -> None:
     huge = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * 70_000 + b"\r\ncontent-length: 0\r\n\r\n"
+    pieces: list[Piece | None] = split(huge, range(0, len(huge), 4096)) if trickle else [huge]
 
     async def main() -> None:
-        async with RawServer(lambda n: [huge]) as server:
-            with pytest.raises(ConnectionCut):
+        async with RawServer(lambda n: pieces) as server:
+            with pytest.raises(ConnectionCut, match="64 KiB"):
                 await fetch(Pool(), server.url())
+
+    run(main)
+
+
+@pytest.mark.parametrize("use_chunks", [False, True])
+def test_a_large_answer_read_with_its_head_is_whole(use_chunks: bool) -> None:
+    """A head bound must not count the body that arrives in the same read."""
+    body = b'{"x": "' + b"y" * 300_000 + b'"}'
+    if use_chunks:
+        wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunked(body, [70_000])
+    else:
+        wire = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def main() -> None:
+        async with RawServer(lambda n: [wire]) as server:
+            assert await fetch(Pool(), server.url()) == (200, body)
 
     run(main)
 

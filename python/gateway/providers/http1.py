@@ -102,7 +102,8 @@ class Connection(asyncio.Protocol):
         self._status = 0
         self._headers: dict[str, str] = {}
         self._name = b""
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes read while the head is incomplete
+        self._header_bytes = 0  # names and values parsed
         self._head_done = False
         self._keep_alive = False
         self.complete = False
@@ -119,12 +120,14 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        self._head_bytes += 0 if self._head_done else len(data)
+        head_pending = not self._head_done
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(ConnectionCut(f"the upstream broke HTTP/1.1 ({type(exc).__name__})"))
             return
+        if head_pending and not self._head_done:
+            self._head_bytes += len(data)  # a head still unfinished: bounded while it trickles
         if not self._head_done and self._head_bytes > _MAX_HEAD_BYTES:
             self._fail(ConnectionCut("the upstream's response head exceeds 64 KiB"))
             return
@@ -148,8 +151,8 @@ class Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value)
-        if self._head_bytes > _MAX_HEAD_BYTES:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > _MAX_HEAD_BYTES:
             self._fail(ConnectionCut("the upstream's response head exceeds 64 KiB"))
             raise ConnectionCut  # stops the parser; the failure above is the one kept
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
