@@ -101,7 +101,6 @@ class Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self._status = 0
         self._headers: dict[str, str] = {}
-        self._name = b""
         self._head_bytes = 0  # bytes read while the head is incomplete
         self._header_bytes = 0  # names and values parsed
         self._head_done = False

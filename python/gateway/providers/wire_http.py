@@ -59,7 +59,11 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _transport_failure(exc: OSError) -> AttemptFailure:
+def _transport_failure(exc: OSError, what: str) -> AttemptFailure:
+    """``exc`` from ``http1`` as an attempt failure; ``what`` names a deadline that passed
+    (``asyncio.TimeoutError`` is an ``OSError`` since Python 3.11)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return AttemptFailure("timeout", what)
     # A refused or unresolvable connection is an outage; one dropped after it was made
     # (reset, server disconnected, a cut body) may be a one-off.
     if isinstance(exc, ConnectError):
@@ -173,10 +177,8 @@ class WireClient:
                 raw = await conn.read_all()
             finally:
                 self.pool.release(conn)
-        except asyncio.TimeoutError:
-            raise AttemptFailure("timeout", f"no answer within {total:g} s") from None
         except OSError as exc:
-            raise _transport_failure(exc) from None
+            raise _transport_failure(exc, f"no answer within {total:g} s") from None
         return response, raw
 
     async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -202,14 +204,11 @@ class WireClient:
         on, a read fails when the upstream sends nothing for ``stall`` seconds (never
         shortening the first-byte wait)."""
         timeouts = self.config.timeout_s
+        what = f"no first byte within {timeouts.first_byte:g} s"
         try:
             conn, response = await self._exchange(b"POST", url, _encoder.encode(body), None)
-        except asyncio.TimeoutError:
-            raise AttemptFailure(
-                "timeout", f"no first byte within {timeouts.first_byte:g} s"
-            ) from None
         except OSError as exc:
-            raise _transport_failure(exc) from None
+            raise _transport_failure(exc, what) from None
         try:
             if response.status != 200:
                 raw = await conn.read_all()
@@ -220,7 +219,7 @@ class WireClient:
             conn.set_stall(timeouts.stall)
         except OSError as exc:
             conn.close()
-            raise _transport_failure(exc) from None
+            raise _transport_failure(exc, what) from None
         except BaseException:
             conn.close()
             raise
