@@ -7,6 +7,7 @@ schema change to a record needs no migration of the table.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,7 +18,7 @@ from gateway.store.health_snapshots import HEALTH_SCHEMA, SqliteHealthSnapshots
 from gateway.store.ledger import StoreUnavailable
 from gateway.store.records import ApiKey, Workspace
 from gateway.store.sqlite_budgets import BUDGETS_SCHEMA, SqliteBudgetTables
-from gateway.store.sqlite_errors import StoreLock, rollback
+from gateway.store.sqlite_errors import BUSY_TIMEOUT_MS, StoreLock, rollback
 from gateway.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedger
 from gateway.store.sqlite_provider_keys import PROVIDER_KEYS_SCHEMA, SqliteProviderKeys
 from gateway.store.sqlite_routing import ROUTING_SCHEMA, SqliteRoutingTables
@@ -48,8 +49,10 @@ class SqliteStore(
             Path(self.path).parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
             private_file(Path(self.path))
         self._lock = StoreLock("SQLite store")
+        self._loop_lock = StoreLock("SQLite store")
+        self._group_lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
@@ -158,5 +161,6 @@ class SqliteStore(
         return True
 
     def close(self) -> None:
+        self._close_reservations()
         with self._lock:
             self._db.close()

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import sqlite3
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 
 from gateway.store.ledger import StoreUnavailable
@@ -67,6 +68,18 @@ def is_unavailable(error: BaseException) -> bool:
     return any(message in text for message in _UNAVAILABLE_MESSAGES)
 
 
+BUSY_TIMEOUT_MS = 10_000
+"""How long a store call waits for another process's write transaction before giving up."""
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is another connection holding the write lock right now."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == SQLITE_BUSY
+    return "database is locked" in str(error).lower()
+
+
 class StoreLock:
     """The store's mutex; an I/O failure of the local store leaves it as ``StoreUnavailable``."""
 
@@ -76,6 +89,27 @@ class StoreLock:
 
     def __enter__(self) -> None:
         self._lock.acquire()
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[bool]:
+        """Hold the lock if it is free right now (yields True), else yield False at once."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        with self._translated():
+            yield True
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Release on the way out, translating a local store failure as ``__exit__`` does."""
+        try:
+            yield
+        except BaseException as error:
+            self._lock.release()
+            if is_unavailable(error):
+                raise StoreUnavailable(f"{self._what}: {error}") from error
+            raise
+        self._lock.release()
 
     def __exit__(
         self,
