@@ -119,12 +119,15 @@ def _read(db: sqlite3.Connection, governed: list[Settlement], cutoff: int) -> _R
     for limiter, ids in members.items():
         for start in range(0, len(ids), _CHUNK):
             chunk = list(dict.fromkeys(ids[start : start + _CHUNK]))
+            # No ``ts`` in the WHERE: the planner would walk the (limiter, ts) index over the
+            # whole window instead of looking the members up by primary key.
             query = (
-                "SELECT member, tokens FROM rate_entries WHERE limiter = ? AND ts > ? "
+                "SELECT member, tokens, ts FROM rate_entries WHERE limiter = ? "
                 f"AND member IN ({','.join('?' * len(chunk))})"
             )
-            for member, tokens in db.execute(query, (limiter, cutoff, *chunk)):
-                rows.entries[(limiter, member)] = int(tokens)
+            for member, tokens, ts in db.execute(query, (limiter, *chunk)):
+                if ts > cutoff:
+                    rows.entries[(limiter, member)] = int(tokens)
     touched = {(s.record.workspace_id, d.counter) for s in governed for d in s.budgets}
     touched |= {(h.workspace_id, b.counter) for h in rows.held.values() for b in h.budgets}
     for workspace_id, name in touched:
