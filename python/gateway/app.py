@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
@@ -46,6 +45,7 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.http import JSON_TYPE, Request, Response, StreamResponse
+from gateway.request_ids import new_request_id
 from gateway.settings import Settings
 from gateway.store.ledger import StoreBusy, StoreUnavailable
 
@@ -259,7 +259,7 @@ class App:
         (every failure already rendered in the documented error shape)."""
         if self._background is None:  # no lifespan events from the server: start here
             self._start_background()
-        request_id = "req_" + os.urandom(16).hex()  # as random as uuid4, without the object
+        request_id = new_request_id()
         try:
             handler, params = _match(method, path)
             request = make(await self._read_body(declared, chunks), request_id)
