@@ -152,3 +152,21 @@ def test_the_estimate_bounds_every_usage_within_the_request(
         output_tokens=data.draw(st.integers(min_value=0, max_value=ceiling_out)),
     )
     assert to_micro(cost_usd(deployment.price, actual)) <= estimate
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30)),
+    offset_minutes=st.integers(-14 * 60, 14 * 60),
+    period=periods,
+    budget_id=st.text(alphabet="abc_123", min_size=1, max_size=12),
+)
+def test_cached_period_keys_equal_formatting_the_period_start(
+    moment: datetime, offset_minutes: int, period: str, budget_id: str
+) -> None:
+    """The keys are cached per UTC day; from any time zone they must equal formatting the
+    period's start afresh."""
+    now = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    start = period_start(period, now)  # type: ignore[arg-type]
+    want = start.strftime("%Y-%m") if period == "monthly" else start.strftime("%Y-%m-%d")
+    assert period_key(period, now) == want  # type: ignore[arg-type]
+    assert counter_name(budget_id, period, now) == f"{budget_id}@{want}"  # type: ignore[arg-type]

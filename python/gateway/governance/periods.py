@@ -7,7 +7,8 @@ settles into the same counter even if it finishes in the next.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 from gateway.store.records import BudgetPeriod
 
@@ -26,9 +27,20 @@ def period_start(period: BudgetPeriod, now: datetime) -> datetime:
 
 def period_key(period: BudgetPeriod, now: datetime) -> str:
     """``2026-11-21`` (daily), ``2026-11-16`` (weekly: its Monday), ``2026-11`` (monthly)."""
-    start = period_start(period, now)
-    return start.strftime("%Y-%m") if period == "monthly" else start.strftime("%Y-%m-%d")
+    return _period_key_of_day(period, now.astimezone(timezone.utc).date())
 
 
 def counter_name(budget_id: str, period: BudgetPeriod, now: datetime) -> str:
-    return f"{budget_id}@{period_key(period, now)}"
+    """Asked for every governed request: formatted once per budget and UTC day."""
+    return _counter_of_day(budget_id, period, now.astimezone(timezone.utc).date())
+
+
+@lru_cache(maxsize=64)
+def _period_key_of_day(period: BudgetPeriod, day: date) -> str:
+    start = period_start(period, datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+    return start.strftime("%Y-%m") if period == "monthly" else start.strftime("%Y-%m-%d")
+
+
+@lru_cache(maxsize=4096)
+def _counter_of_day(budget_id: str, period: BudgetPeriod, day: date) -> str:
+    return f"{budget_id}@{_period_key_of_day(period, day)}"
