@@ -11,7 +11,7 @@ other process writes in between; the result is the one-by-one result.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -56,21 +56,7 @@ def commit_batch(
     db: sqlite3.Connection, settlements: Sequence[Settlement], now: int
 ) -> list[Alert]:
     """Apply ``settlements`` in order inside the caller's open transaction; fired alerts."""
-    fresh = _fresh(db, settlements)
-    write_rows(
-        db,
-        "INSERT OR IGNORE INTO usage (request_id, workspace_id, created_at, data) "
-        "VALUES (?, ?, ?, ?)",
-        [
-            (
-                s.record.request_id,
-                s.record.workspace_id,
-                s.record.created_at,
-                _encoder.encode(s.record),
-            )
-            for s in fresh
-        ],
-    )
+    fresh = _insert_records(db, settlements)
     governed = [s for s in fresh if s.reservation_id is not None or s.budgets or s.wallet]
     if not governed:
         return []
@@ -82,24 +68,34 @@ def commit_batch(
     return alerts
 
 
-def _fresh(db: sqlite3.Connection, settlements: Sequence[Settlement]) -> list[Settlement]:
-    """The settlements whose record is not committed yet (a replayed spool applies nothing
-    twice), each request id once."""
-    seen = set(_committed(db, [s.record.request_id for s in settlements]))
+def _insert_records(db: sqlite3.Connection, settlements: Sequence[Settlement]) -> list[Settlement]:
+    """Insert the usage records; the settlements whose record was new (a replayed spool
+    applies nothing twice), each request id once, in order. One multi-row ``INSERT`` per
+    chunk tells which rows went in (``RETURNING``), with no lookup beforehand."""
+    inserted: set[str] = set()
+    for start in range(0, len(settlements), _CHUNK):
+        chunk = settlements[start : start + _CHUNK]
+        values: list[object] = []
+        for settlement in chunk:
+            record = settlement.record
+            values += (
+                record.request_id,
+                record.workspace_id,
+                record.created_at,
+                _encoder.encode(record),
+            )
+        query = (
+            "INSERT OR IGNORE INTO usage (request_id, workspace_id, created_at, data) VALUES "
+            + ",".join(("(?,?,?,?)",) * len(chunk))
+            + " RETURNING request_id"
+        )
+        inserted.update(request_id for (request_id,) in db.execute(query, values))
     fresh: list[Settlement] = []
     for settlement in settlements:
-        if settlement.record.request_id not in seen:
-            seen.add(settlement.record.request_id)
+        if settlement.record.request_id in inserted:
+            inserted.discard(settlement.record.request_id)
             fresh.append(settlement)
     return fresh
-
-
-def _committed(db: sqlite3.Connection, request_ids: list[str]) -> Iterable[str]:
-    for start in range(0, len(request_ids), _CHUNK):
-        chunk = request_ids[start : start + _CHUNK]
-        query = f"SELECT request_id FROM usage WHERE request_id IN ({','.join('?' * len(chunk))})"
-        for (request_id,) in db.execute(query, chunk):
-            yield request_id
 
 
 def _read(db: sqlite3.Connection, governed: list[Settlement], cutoff: int) -> _Rows:
