@@ -64,13 +64,16 @@ def _loop_connection(path: str) -> sqlite3.Connection | None:
     """The connection reservations use on the event loop: it never waits for a lock
     (``busy_timeout`` 0) and never checkpoints (that fsync would stall the loop; the store's
     main connection, used by its threads, does). None for an in-memory store (one
-    connection only)."""
+    connection only), or when it cannot be opened right now."""
     if path == ":memory:":
         return None
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA busy_timeout = 0")
-    db.execute("PRAGMA wal_autocheckpoint = 0")
-    db.execute("PRAGMA synchronous = NORMAL")
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 0")
+        db.execute("PRAGMA wal_autocheckpoint = 0")
+        db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
+        return None  # every batch then takes the thread, which reports the store's state
     return db
 
 
