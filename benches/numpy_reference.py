@@ -22,10 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import _router_core as core
-from gateway.catalog import CAPABILITY_BITS, DATA_POLICY_LEVELS, Catalog
 from gateway.config import TASKS
 from gateway.errors import InvalidRequest
 from gateway.routing import ModelExpression, RouteQuery, resolve_model, strategy_of
+from gateway.routing.catalog import CAPABILITY_BITS, DATA_POLICY_LEVELS, Catalog
 from gateway.routing.presets import auto_quality_floor
 from gateway.routing_options import RoutingOptions, merge
 

@@ -27,8 +27,8 @@ from gateway.api.admin_deps import LocalAdmin
 from gateway.api.budget_views import budget_view, budget_views
 from gateway.api.budgets import add_budget, remove_budget
 from gateway.api.usage_reports import GroupBy
-from gateway.auth import derive_hash_key
 from gateway.config import ConfigError
+from gateway.edge.auth import derive_hash_key
 from gateway.errors import GatewayError
 from gateway.settings import MASTER_KEY_FILE, Settings, load_master_key
 from gateway.store import open_store

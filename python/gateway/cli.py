@@ -19,12 +19,12 @@ from granian import Granian
 from granian.constants import Interfaces, Loops
 
 from gateway import cli_admin
-from gateway.auth import derive_hash_key, hash_secret, new_key_record, utc_now
 from gateway.bench import main as bench_main
 from gateway.config import Config, ConfigError, load_config
-from gateway.private_files import private_dir
+from gateway.edge.auth import derive_hash_key, hash_secret, new_key_record, utc_now
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
+from gateway.store.private_files import private_dir
 from gateway.store.records import Scope, Workspace
 
 DEFAULT_HOST = "127.0.0.1"
@@ -143,7 +143,7 @@ def serve(args: argparse.Namespace) -> int:
         print(line, flush=True)
     rsgi = args.interface == "rsgi"
     Granian(
-        "gateway.rsgi:create_rsgi_app" if rsgi else "gateway.app:create_app",
+        "gateway.edge.rsgi:create_rsgi_app" if rsgi else "gateway.edge.app:create_app",
         factory=True,
         interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
         address=args.host,

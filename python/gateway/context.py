@@ -7,30 +7,30 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from gateway.auth import KeyResolver, check_ip, derive_hash_key, extract_secret, require_scope
-from gateway.byok_crypto import ByokCipher
-from gateway.byok_keys import ByokKeyring
-from gateway.catalog import Catalog
 from gateway.config import Config, Price
-from gateway.dispatch import Dispatcher
+from gateway.edge.auth import KeyResolver, check_ip, derive_hash_key, extract_secret, require_scope
+from gateway.edge.http import Request
 from gateway.errors import InvalidRequest
 from gateway.governance.admission import Admitter
 from gateway.governance.alerts import AlertSender
 from gateway.governance.rules import RulesCache
-from gateway.health import HealthTracker
-from gateway.health_sync import HealthSync
-from gateway.http import Request
-from gateway.offloop import OffLoop
+from gateway.governance.usage_writer import UsageWriter
 from gateway.providers import ProviderPool
+from gateway.providers.byok_crypto import ByokCipher
+from gateway.providers.byok_keys import ByokKeyring
+from gateway.providers.dispatch import Dispatcher
 from gateway.routing import Router, RoutingTable
+from gateway.routing.catalog import Catalog
+from gateway.routing.health import HealthTracker
+from gateway.routing.health_sync import HealthSync
 from gateway.routing.planner import PromptFacts, RoutePlan
+from gateway.routing.workspace import WorkspaceRouting, WorkspaceRoutingCache
 from gateway.routing_options import DataPolicy, RoutingOptions
 from gateway.secrets_held import hold, hold_for_request
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
+from gateway.store.offloop import OffLoop
 from gateway.store.records import ApiKey, Scope
-from gateway.usage_writer import UsageWriter
-from gateway.workspace_routing import WorkspaceRouting, WorkspaceRoutingCache
 
 SUPPORTED_FORMATS = frozenset({"openai", "anthropic", "gemini", "mock"})
 STORE_READ_THREADS = 16

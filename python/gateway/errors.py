@@ -23,7 +23,7 @@ The tree::
     │   └── ProviderTimeout         504 provider_error / provider_timeout
     └── ServiceUnavailable          503 service_unavailable_error / no_providers_available | …
 
-Nothing else in the gateway builds error JSON: handlers raise, ``app.py`` renders.
+Nothing else in the gateway builds error JSON: handlers raise, ``edge/app.py`` renders.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import Config, load_config
-from gateway.private_files import private_dir
+from gateway.store.private_files import private_dir
 
 DEFAULT_STORE = "sqlite:///./routegate.db"
 MASTER_KEY_FILE = "master.key"

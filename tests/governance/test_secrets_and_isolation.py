@@ -113,7 +113,7 @@ def _json(resp: httpx.Response) -> Any:
 
 def _route_table() -> list[tuple[str, str, re.Pattern[str] | None]]:
     """(method, path or pattern, compiled pattern) of every route the gateway serves."""
-    from gateway import app
+    from gateway.edge import app
 
     table: list[tuple[str, str, re.Pattern[str] | None]] = [
         (method, path, None) for method, path in app.ROUTES
@@ -410,7 +410,7 @@ def _scenario(
 def test_keys_at_rest_are_hashes_and_ciphertext(
     cluster: Cluster, module_clusters: ClusterFactory, master_key: str
 ) -> None:
-    from gateway.auth import derive_hash_key, hash_secret
+    from gateway.edge.auth import derive_hash_key, hash_secret
     from gateway.settings import load_master_key
 
     admin = cluster.admin

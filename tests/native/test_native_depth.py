@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway import _router_core as core
-from gateway.schemas import MAX_JSON_DEPTH
+from gateway.edge.schemas import MAX_JSON_DEPTH
 
 tricky_text = st.text(alphabet='[]{}"\\ab\n\u6a21', max_size=8)
 values = st.recursive(

@@ -43,9 +43,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.catalog import Catalog, Deployment
 from gateway.config import Config
 from gateway.errors import InvalidRequest, ModelNotFound, PermissionDenied
+from gateway.routing.catalog import Catalog, Deployment
 from gateway.routing.decision import RouteQuery
 from gateway.routing.presets import auto_quality_floor
 from gateway.routing_options import ROUTING_FIELDS, RoutingOptions

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from gateway.api.anthropic_format import from_openai, to_openai
 from gateway.api.chat import PayloadBuilder, legacy_functions, reasoning_effort
+from gateway.edge.schemas import AnthropicRequest, ChatRequest
 from gateway.errors import InvalidRequest
 from gateway.routing import RoutingTable
-from gateway.schemas import AnthropicRequest, ChatRequest
 
 text = st.text(min_size=1, max_size=30)
 ident = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)

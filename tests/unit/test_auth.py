@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.auth import (
+from gateway.edge.auth import (
     KeyResolver,
     derive_hash_key,
     extract_secret,
@@ -78,7 +78,7 @@ def test_extract_secret_without_key_is_401() -> None:
 def test_utc_text_is_datetime_isoformat_to_the_millisecond(t: float) -> None:
     from datetime import datetime, timezone
 
-    from gateway.auth import utc_text
+    from gateway.edge.auth import utc_text
 
     expected = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
     assert utc_text(t) == expected.replace("+00:00", "Z")

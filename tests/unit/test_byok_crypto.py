@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.byok_crypto import (
+from gateway.providers.byok_crypto import (
     FULLY_MASKED,
     NONCE_BYTES,
     VERSION,

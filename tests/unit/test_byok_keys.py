@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.byok_crypto import ByokCipher
-from gateway.byok_keys import ByokKeyring, serving_order
+from gateway.providers.byok_crypto import ByokCipher
+from gateway.providers.byok_keys import ByokKeyring, serving_order
 from gateway.store.records import ProviderKey
 from gateway.store.sqlite import SqliteStore
 

@@ -1,4 +1,4 @@
-"""Properties of the failover rules (``gateway.failover``), the 400 classifier
+"""Properties of the failover rules (``gateway.providers.failover``), the 400 classifier
 (``providers.meaning``) and the circuit back-off (``HealthTracker.cooldown``)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.catalog import Catalog
 from gateway.config import FailoverSettings, HealthSettings, load_config
-from gateway.failover import (
+from gateway.providers import AttemptFailure
+from gateway.providers.failover import (
     HAMMER_ATTEMPTS,
     HAMMER_WINDOW_S,
     QUICK_RETRY_STATUSES,
@@ -18,9 +18,9 @@ from gateway.failover import (
     in_place_delay,
     larger_context,
 )
-from gateway.health import HealthTracker
-from gateway.providers import AttemptFailure
 from gateway.providers.meaning import meaning_of_400
+from gateway.routing.catalog import Catalog
+from gateway.routing.health import HealthTracker
 
 SETTINGS = FailoverSettings()
 SECONDS = st.floats(0, 30, allow_nan=False)
@@ -235,7 +235,7 @@ CATALOG = Catalog(load_config(None), environ={})
 @given(st.sampled_from(CATALOG.deployments), st.sampled_from(CATALOG.deployments))
 @settings(max_examples=200)
 def test_a_context_length_error_moves_only_to_a_larger_window(a: object, b: object) -> None:
-    from gateway.catalog import Deployment
+    from gateway.routing.catalog import Deployment
 
     assert isinstance(a, Deployment) and isinstance(b, Deployment)
     bigger = b.offer.context_window > a.offer.context_window

@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway import _router_core as core
-from gateway.catalog import Catalog, Deployment
 from gateway.config import load_config
 from gateway.governance.admission import counts_toward, estimate_micro
+from gateway.governance.metering import Usage, cost_usd
 from gateway.governance.periods import counter_name, period_key, period_start
-from gateway.metering import Usage, cost_usd
+from gateway.routing.catalog import Catalog, Deployment
 from gateway.store.ledger import MICRO, enforcement_threshold, to_micro
 from gateway.store.records import ApiKey, Budget
 

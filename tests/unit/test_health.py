@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.catalog import Catalog
 from gateway.config import HealthSettings, load_config
-from gateway.health import COUNTED_FAILURES, HealthTracker
+from gateway.routing.catalog import Catalog
+from gateway.routing.health import COUNTED_FAILURES, HealthTracker
 
 CONFIG = load_config(None)
 
@@ -211,7 +211,7 @@ def test_the_failure_count_follows_the_window(outcomes: list[bool], window: int)
     """The running count equals counting the window, whatever falls out of it."""
     import collections
 
-    from gateway.health import DeploymentHealth
+    from gateway.routing.health import DeploymentHealth
 
     health = DeploymentHealth(1.0, 1.0, 1.0, 1.0, outcomes=collections.deque(maxlen=window))
     for ok in outcomes:

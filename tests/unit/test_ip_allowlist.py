@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.api.key_options import ip_allowlist
-from gateway.auth import check_ip
+from gateway.edge.auth import check_ip
+from gateway.edge.ip_allowlist import allowed, canonical_entry, client_address
 from gateway.errors import InvalidRequest, PermissionDenied
-from gateway.ip_allowlist import allowed, canonical_entry, client_address
 from gateway.store.records import ApiKey
 
 V4 = st.ip_addresses(v=4)

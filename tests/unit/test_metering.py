@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import Price
-from gateway.metering import Usage, cost_usd, saved_pct
+from gateway.governance.metering import Usage, cost_usd, saved_pct
 
 prices = st.builds(
     Price,

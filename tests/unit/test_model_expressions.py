@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.catalog import Catalog
 from gateway.config import load_config
 from gateway.errors import ModelNotFound
 from gateway.routing import POLICY_WORDS, SUFFIXES, resolve_model
+from gateway.routing.catalog import Catalog
 
 CATALOG = Catalog(load_config(None), environ={})
 MODEL_NAMES = sorted(CATALOG.model_index)

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.catalog import Deployment
 from gateway.config import ModelConfig, OfferConfig, Price, ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers import anthropic, gemini
 from gateway.providers.passthrough import credential_key, merged, sanitised
 from gateway.providers.wire_http import WireClient
+from gateway.routing.catalog import Deployment
 
 
 def deployment(

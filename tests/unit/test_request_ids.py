@@ -8,7 +8,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.request_ids import new_request_id
+from gateway.edge.request_ids import new_request_id
 
 SHAPE = re.compile(r"req_[0-9a-f]{32}")
 

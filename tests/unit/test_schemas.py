@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.edge.schemas import ChatRequest, convert, decode_object
 from gateway.errors import InvalidRequest, MissingParameter
-from gateway.schemas import ChatRequest, convert, decode_object
 
 MESSAGE = {"role": "user", "content": "hi"}
 NUMERIC_RANGES = {

@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.routing.workspace import WorkspaceRoutingCache
 from gateway.routing_options import RoutingOptions, Weights
 from gateway.store.sqlite import SqliteStore
-from gateway.workspace_routing import WorkspaceRoutingCache
 
 WORKSPACES = ("ws_a", "ws_b")
 NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=64)

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.governance.usage_spool import Spool, orphans, read_segment
+from gateway.governance.usage_writer import UsageWriter
 from gateway.store.ledger import Settlement
 from gateway.store.records import UsageRecord
 from gateway.store.sqlite import SqliteStore
-from gateway.usage_spool import Spool, orphans, read_segment
-from gateway.usage_writer import UsageWriter
 from support.small_fs import fill, mounted_tmpfs
 
 
@@ -88,7 +88,7 @@ import sys, time
 from pathlib import Path
 from gateway.store.ledger import Settlement
 from gateway.store.records import UsageRecord
-from gateway.usage_spool import Spool
+from gateway.governance.usage_spool import Spool
 spool = Spool(Path(sys.argv[1]))
 for i in range(int(sys.argv[2])):
     spool.append(Settlement(record=UsageRecord(

@@ -1,1 +1,1 @@
-"""HTTP handlers, one module per resource; ``app.py`` maps paths to them."""
+"""HTTP handlers, one module per resource; ``edge/app.py`` maps paths to them."""

@@ -1,6 +1,6 @@
-"""The governance side of the management API's path table (SPEC §8), merged into ``app.py``'s.
+"""The governance side of the management API's path table (SPEC §8), merged into ``edge/app.py``'s.
 
-Kept here so that ``app.py`` names one import for all of them: workspace writes, key rotation
+Kept here so that ``edge/app.py`` names one import for all of them: workspace writes, key rotation
 and per-key usage, budgets, billing, and usage reports. Every one needs an admin key of the
 workspace in the path (or the gateway-wide one) and answers 404 for any other workspace.
 """
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.api import billing, budgets, key_rotation, usage_admin, workspaces_admin
 from gateway.context import Context
-from gateway.http import Request, Response
+from gateway.edge.http import Request, Response
 
 AdminHandler = Callable[[Context, Request], Awaitable[Response]]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.schemas import AnthropicRequest
+from gateway.edge.schemas import AnthropicRequest
 
 CARRIED_OVER = ("models", "routing", "gateway_metadata")
 FINISH_TO_STOP: dict[str, str] = {

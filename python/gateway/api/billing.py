@@ -21,9 +21,9 @@ import msgspec
 from gateway.api.bodies import convert_body
 from gateway.api.management import managed_workspace
 from gateway.context import Context
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import decode_object
 from gateway.errors import InvalidRequest
-from gateway.http import Request, Response, json_response
-from gateway.schemas import decode_object
 from gateway.store.ledger import MICRO, to_micro
 from gateway.store.records import Billing
 

@@ -13,8 +13,8 @@ from typing import TypeVar
 
 import msgspec
 
+from gateway.edge.schemas import convert
 from gateway.errors import InvalidRequest
-from gateway.schemas import convert
 
 T = TypeVar("T", bound=msgspec.Struct)
 

@@ -29,12 +29,12 @@ from gateway.api.admin_deps import AdminDeps, provider_id
 from gateway.api.bodies import convert_body
 from gateway.api.budget_views import budget_view, budget_views
 from gateway.api.management import admin_workspace
-from gateway.auth import utc_now
 from gateway.context import Context
+from gateway.edge.auth import utc_now
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import decode_object
 from gateway.errors import InvalidRequest, MissingParameter, NotFound
 from gateway.governance.webhook_target import RefusedTarget, screen
-from gateway.http import Request, Response, json_response
-from gateway.schemas import decode_object
 from gateway.store.records import Budget, BudgetPeriod, BudgetScope
 
 MAX_LIMIT_USD = 1e9

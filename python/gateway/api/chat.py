@@ -22,15 +22,15 @@ from gateway.api.refusal import refusal_answer, refusal_stream
 from gateway.api.stream_legs import Leg, open_leg, relay_for
 from gateway.api.stream_rescue import Rescue
 from gateway.api.streaming import relay_stream
-from gateway.catalog import Deployment
 from gateway.context import Context
-from gateway.dispatch import ContentFiltered
+from gateway.edge.http import Request, Response, StreamResponse
+from gateway.edge.schemas import GATEWAY_FIELDS, ChatRequest, Thinking, convert, decode_object
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.http import Request, Response, StreamResponse
-from gateway.metering import Usage
+from gateway.governance.metering import Usage
 from gateway.providers import Provider
+from gateway.providers.dispatch import ContentFiltered
 from gateway.providers.passthrough import OPENAI_CORE_FIELDS, merged, sanitised
-from gateway.schemas import GATEWAY_FIELDS, ChatRequest, Thinking, convert, decode_object
+from gateway.routing.catalog import Deployment
 from gateway.store.records import ApiKey
 
 _encoder = msgspec.json.Encoder()

@@ -18,20 +18,20 @@ import msgspec
 from gateway import _router_core as core
 from gateway.api.chat import new_outcome, run_guarded
 from gateway.api.outcome import Outcome, admit
-from gateway.catalog import Deployment
 from gateway.context import Context
-from gateway.errors import InvalidRequest
-from gateway.http import Request, Response
-from gateway.metering import Usage
-from gateway.providers import AttemptFailure, Provider
-from gateway.routing.planner import RoutePlan
-from gateway.schemas import (
+from gateway.edge.http import Request, Response
+from gateway.edge.schemas import (
     GATEWAY_FIELDS,
     MAX_EMBEDDING_INPUTS,
     EmbeddingRequest,
     convert,
     decode_object,
 )
+from gateway.errors import InvalidRequest
+from gateway.governance.metering import Usage
+from gateway.providers import AttemptFailure, Provider
+from gateway.routing.catalog import Deployment
+from gateway.routing.planner import RoutePlan
 
 _encoder = msgspec.json.Encoder()
 MAX_INPUTS = MAX_EMBEDDING_INPUTS

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.context import Context
+from gateway.edge.http import Request, Response, json_response
 from gateway.errors import ServiceUnavailable
-from gateway.http import Request, Response, json_response
 
 
 async def health(ctx: Context, request: Request) -> Response:

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from gateway.api.usage import iso_utc
+from gateway.edge.ip_allowlist import canonical_entry
 from gateway.errors import InvalidRequest
-from gateway.ip_allowlist import canonical_entry
 from gateway.store.records import ApiKey
 
 MAX_ALLOWLIST_ENTRIES = 256

@@ -27,11 +27,11 @@ from gateway.api.key_options import key_status
 from gateway.api.management import key_view, managed_key
 from gateway.api.usage import iso_utc
 from gateway.api.usage_admin import group_by_param, usage_report
-from gateway.auth import new_key_record
 from gateway.context import Context
+from gateway.edge.auth import new_key_record
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import decode_object
 from gateway.errors import InvalidRequest, PermissionDenied
-from gateway.http import Request, Response, json_response
-from gateway.schemas import decode_object
 from gateway.store.records import ApiKey
 
 DEFAULT_GRACE_S = 3600

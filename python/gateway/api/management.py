@@ -18,11 +18,11 @@ from gateway.api import key_options
 from gateway.api.admin_deps import AdminDeps
 from gateway.api.bodies import convert_body
 from gateway.api.usage import iso_utc
-from gateway.auth import new_key_record, utc_now
 from gateway.context import Context
+from gateway.edge.auth import new_key_record, utc_now
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import decode_object
 from gateway.errors import InvalidRequest, NotFound, PermissionDenied
-from gateway.http import Request, Response, json_response
-from gateway.schemas import decode_object
 from gateway.store.records import ApiKey, KeyMode, Scope, Workspace
 
 

@@ -24,9 +24,9 @@ from gateway.api.anthropic_format import from_openai, to_openai
 from gateway.api.chat import new_outcome, run_chat, run_guarded
 from gateway.api.outcome import Outcome
 from gateway.context import Context
+from gateway.edge.http import Request, Response, StreamResponse
+from gateway.edge.schemas import AnthropicRequest, convert, decode_object
 from gateway.errors import GatewayError
-from gateway.http import Request, Response, StreamResponse
-from gateway.schemas import AnthropicRequest, convert, decode_object
 
 _encoder = msgspec.json.Encoder()
 RENAMED = {"extensions.anthropic.top_k": "top_k"}

@@ -9,7 +9,7 @@ one of its deployments survives.
 from __future__ import annotations
 
 from gateway.context import Context
-from gateway.http import Request, Response, json_response
+from gateway.edge.http import Request, Response, json_response
 from gateway.routing import RouteQuery
 from gateway.routing_options import RoutingOptions, merge
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import msgspec
 
-from gateway.auth import utc_now
-from gateway.catalog import Deployment
 from gateway.context import Context
-from gateway.dispatch import Attempt
+from gateway.edge.auth import utc_now
+from gateway.edge.schemas import ChatRequest, GatewayMetadata
 from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.governance.admission import Admission, plain_settlement
-from gateway.metering import Usage, cost_usd, saved_pct
+from gateway.governance.metering import Usage, cost_usd, saved_pct
+from gateway.providers.dispatch import Attempt
+from gateway.routing.catalog import Deployment
 from gateway.routing.planner import RoutePlan
-from gateway.schemas import ChatRequest, GatewayMetadata
 from gateway.store.ledger import to_micro
 from gateway.store.records import ApiKey, UsageRecord
 

@@ -25,15 +25,15 @@ import msgspec
 
 from gateway.api.bodies import convert_body
 from gateway.api.management import admin_workspace
-from gateway.auth import utc_now
-from gateway.byok_crypto import DecryptError, mask
 from gateway.context import Context
-from gateway.dispatch import to_gateway_error
+from gateway.edge.auth import utc_now
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import decode_object
 from gateway.errors import InvalidRequest, NotFound
-from gateway.http import Request, Response, json_response
 from gateway.providers import AttemptFailure
+from gateway.providers.byok_crypto import DecryptError, mask
 from gateway.providers.credentials import check_key
-from gateway.schemas import decode_object
+from gateway.providers.dispatch import to_gateway_error
 from gateway.store.records import ProviderKey, Workspace
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")  # a key travels in an HTTP header: no spaces, no CR/LF

@@ -18,8 +18,8 @@ import msgspec
 
 from gateway.api.outcome import Outcome
 from gateway.api.streaming import final_chunk
-from gateway.dispatch import ContentFiltered
-from gateway.metering import Usage
+from gateway.governance.metering import Usage
+from gateway.providers.dispatch import ContentFiltered
 
 _encoder = msgspec.json.Encoder()
 

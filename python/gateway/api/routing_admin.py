@@ -24,10 +24,10 @@ import msgspec
 
 from gateway.api.management import managed_workspace
 from gateway.context import Context
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import convert, decode_object
 from gateway.errors import InvalidRequest, NotFound, PolicyConflict
-from gateway.http import Request, Response, json_response
 from gateway.routing_options import ROUTING_FIELDS, RoutingOptions
-from gateway.schemas import convert, decode_object
 from gateway.store.records import Workspace
 
 POLICY_NAME = re.compile(r"[a-z0-9_-]{1,64}")

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import msgspec
 
 from gateway import _router_core as core
-from gateway.catalog import Deployment
-from gateway.metering import Usage
+from gateway.governance.metering import Usage
 from gateway.providers import AttemptFailure, Provider, UpstreamStream
 from gateway.providers.base import Wire
+from gateway.routing.catalog import Deployment
 from gateway.secrets_held import scrub
 
 _decoder = msgspec.json.Decoder()

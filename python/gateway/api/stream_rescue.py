@@ -20,11 +20,11 @@ from typing import Any
 from gateway import _router_core as core
 from gateway.api.outcome import Outcome
 from gateway.api.stream_legs import Leg, RelayFor, open_leg
-from gateway.catalog import Deployment
 from gateway.config import PrefillStyle
-from gateway.dispatch import Attempt
-from gateway.failover import hammered
 from gateway.providers import AttemptFailure
+from gateway.providers.dispatch import Attempt
+from gateway.providers.failover import hammered
+from gateway.routing.catalog import Deployment
 
 KEPT_BYTES = 8 * 1024 * 1024
 """Client bytes a stream keeps to be able to continue its answer."""

@@ -29,7 +29,7 @@ from gateway.api.outcome import Outcome
 from gateway.api.stream_legs import MALFORMED, Leg, Relay, stream_error_message
 from gateway.api.stream_rescue import KEPT_BYTES, Rescue
 from gateway.errors import GatewayError, ProviderError, ProviderTimeout, provider_headers
-from gateway.metering import Usage
+from gateway.governance.metering import Usage
 from gateway.providers import AttemptFailure
 
 _encoder = msgspec.json.Encoder()

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Literal
 
-from gateway.auth import check_ip, extract_secret
 from gateway.context import Context
+from gateway.edge.auth import check_ip, extract_secret
+from gateway.edge.http import Request, Response, json_response
 from gateway.errors import InvalidRequest, PermissionDenied
 from gateway.governance.periods import period_start as budget_period_start
-from gateway.http import Request, Response, json_response
 from gateway.store.records import BudgetPeriod, UsageRecord
 
 Period = Literal["day", "week", "month"]

@@ -31,8 +31,8 @@ from gateway.api.bodies import days_param
 from gateway.api.management import admin_workspace
 from gateway.api.usage import iso_utc
 from gateway.context import Context
+from gateway.edge.http import Request, Response, json_response
 from gateway.errors import InvalidRequest, NotFound
-from gateway.http import Request, Response, json_response
 from gateway.store.records import UsageRecord
 
 NDJSON_TYPE = "application/x-ndjson"

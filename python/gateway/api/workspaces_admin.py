@@ -22,11 +22,11 @@ import msgspec
 
 from gateway.api.bodies import convert_body
 from gateway.api.management import admin_workspace, workspace_view
-from gateway.auth import utc_now
 from gateway.context import Context
+from gateway.edge.auth import utc_now
+from gateway.edge.http import Request, Response, json_response
+from gateway.edge.schemas import decode_object
 from gateway.errors import PermissionDenied, PolicyConflict
-from gateway.http import Request, Response, json_response
-from gateway.schemas import decode_object
 from gateway.store import Store
 from gateway.store.records import Workspace
 

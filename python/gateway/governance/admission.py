@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from gateway import _router_core as core
-from gateway.catalog import Deployment
 from gateway.errors import (
     BillingError,
     BudgetExceeded,
@@ -25,10 +24,11 @@ from gateway.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from gateway.governance.metering import Usage, cost_usd
 from gateway.governance.outage import OutageLedger
 from gateway.governance.periods import HEADER_NAMES, counter_name
 from gateway.governance.rules import Rules
-from gateway.metering import Usage, cost_usd
+from gateway.routing.catalog import Deployment
 from gateway.store import Store
 from gateway.store.ledger import (
     MICRO,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from gateway.governance.periods import counter_name
-from gateway.read_through import CACHE_TTL_S, Offload, ReadThroughCache
 from gateway.store import Store
+from gateway.store.read_through import CACHE_TTL_S, Offload, ReadThroughCache
 from gateway.store.records import BillingTier, Budget, Workspace
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from gateway.catalog import Catalog
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import AttemptFailure, Provider, UpstreamStream, Wire
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai import OpenAIProvider
+from gateway.routing.catalog import Catalog
 
 __all__ = ["AttemptFailure", "Provider", "ProviderPool", "UpstreamStream", "Wire"]
 

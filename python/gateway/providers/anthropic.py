@@ -28,7 +28,6 @@ from typing import Any
 import msgspec
 
 from gateway import _router_core as core
-from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers.base import AttemptFailure, UpstreamStream
@@ -39,6 +38,7 @@ from gateway.providers.passthrough import (
     thinking_budget,
 )
 from gateway.providers.wire_http import WireClient
+from gateway.routing.catalog import Deployment
 
 __all__ = [
     "ANTHROPIC_VERSION",

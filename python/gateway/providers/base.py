@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from gateway.catalog import Deployment
+from gateway.routing.catalog import Deployment
 
 FailureKind = Literal[
     "rate_limited",

@@ -30,7 +30,6 @@ from urllib.parse import quote
 
 import msgspec
 
-from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest
 from gateway.providers.base import AttemptFailure, UpstreamStream
@@ -41,6 +40,7 @@ from gateway.providers.passthrough import (
     thinking_budget,
 )
 from gateway.providers.wire_http import WireClient
+from gateway.routing.catalog import Deployment
 
 __all__ = ["CORE_FIELDS", "GeminiProvider", "finish_reason", "from_gemini", "to_gemini"]
 

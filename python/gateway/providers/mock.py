@@ -18,8 +18,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from gateway.catalog import Deployment
 from gateway.providers.base import AttemptFailure, UpstreamStream
+from gateway.routing.catalog import Deployment
 
 _encoder = msgspec.json.Encoder()
 

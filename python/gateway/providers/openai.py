@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.catalog import Deployment
 from gateway.config import ProviderConfig
 from gateway.providers.base import AttemptFailure, UpstreamStream
 from gateway.providers.credentials import auth_headers
 from gateway.providers.wire_http import WireClient, classify_status
+from gateway.routing.catalog import Deployment
 
 __all__ = ["OpenAIProvider", "classify_status"]
 

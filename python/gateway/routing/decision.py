@@ -17,7 +17,7 @@ from gateway.routing.presets import Weights
 from gateway.routing_options import RoutingOptions
 
 if TYPE_CHECKING:
-    from gateway.catalog import Catalog, Deployment
+    from gateway.routing.catalog import Catalog, Deployment
 
 Capability = Literal[
     "tools", "vision", "json_object", "json_schema", "audio", "reasoning", "embeddings"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.catalog import Catalog
 from gateway.errors import ModelNotFound
+from gateway.routing.catalog import Catalog
 from gateway.routing.presets import POLICY_WORDS, SUFFIXES
 
 

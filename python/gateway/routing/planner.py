@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from gateway import _router_core as core
-from gateway.catalog import Deployment
 from gateway.config import TASKS
 from gateway.errors import ContextLengthExceeded, PolicyConflict, RateLimited, ServiceUnavailable
-from gateway.health import HealthTracker
+from gateway.routing.catalog import Deployment
 from gateway.routing.decision import CONSTRAINT_MEANINGS, Capability, Decision, RouteQuery
+from gateway.routing.health import HealthTracker
 from gateway.routing.table import RoutingTable
 from gateway.routing_options import RoutingOptions, merge
 from gateway.store.records import ApiKey
 
 if TYPE_CHECKING:
-    from gateway.byok_keys import ByokKeyring
+    from gateway.providers.byok_keys import ByokKeyring
 
 _CONTEXT_CONSTRAINTS = frozenset({"context_window", "max_output"})
 _CAPABILITY_NAMES: dict[int, Capability] = {

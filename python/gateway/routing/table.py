@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import _router_core as core
-from gateway.catalog import CAPABILITY_BITS, DATA_POLICY_LEVELS, Catalog
 from gateway.config import TASKS, Config, load_config
 from gateway.errors import InvalidRequest, PermissionDenied
+from gateway.routing.catalog import CAPABILITY_BITS, DATA_POLICY_LEVELS, Catalog
 from gateway.routing.decision import Decision, RouteQuery
 from gateway.routing.expressions import ModelExpression, resolve_model
 from gateway.routing.presets import auto_quality_floor, strategy_of

@@ -13,9 +13,9 @@ from typing import TypeVar
 
 import msgspec
 
-from gateway.private_files import PRIVATE_DIR, private_file
 from gateway.store.health_snapshots import HEALTH_SCHEMA, SqliteHealthSnapshots
 from gateway.store.ledger import StoreUnavailable
+from gateway.store.private_files import PRIVATE_DIR, private_file
 from gateway.store.records import ApiKey, Workspace
 from gateway.store.sqlite_budgets import BUDGETS_SCHEMA, SqliteBudgetTables
 from gateway.store.sqlite_errors import BUSY_TIMEOUT_MS, StoreLock, rollback

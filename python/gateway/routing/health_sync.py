@@ -18,8 +18,8 @@ import time
 
 import msgspec
 
-from gateway.catalog import Catalog, Deployment
-from gateway.health import HealthTracker
+from gateway.routing.catalog import Catalog, Deployment
+from gateway.routing.health import HealthTracker
 from gateway.store import Store
 
 log = logging.getLogger("routegate.health")

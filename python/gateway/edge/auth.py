@@ -18,9 +18,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
+from gateway.edge.ip_allowlist import allowed
 from gateway.errors import AuthenticationFailed, PermissionDenied
-from gateway.ip_allowlist import allowed
-from gateway.read_through import Offload, ReadThroughCache
+from gateway.store.read_through import Offload, ReadThroughCache
 from gateway.store.records import ApiKey, KeyMode, Scope
 
 LIVE_PREFIX = "rg_live_"

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway.governance.usage_spool import Spool, orphans, read_segment, segments_of
 from gateway.store.ledger import Alert, Settlement, StoreUnavailable
-from gateway.usage_spool import Spool, orphans, read_segment, segments_of
 
 log = logging.getLogger("routegate.usage")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.read_through import CACHE_TTL_S, Offload, ReadThroughCache
 from gateway.routing_options import RoutingOptions
 from gateway.store import Store
+from gateway.store.read_through import CACHE_TTL_S, Offload, ReadThroughCache
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl
 from granian.rsgi import ProtocolClosed as RSGIProtocolClosed  # type: ignore[attr-defined]
 from granian.rsgi import ProtocolError as RSGIProtocolError  # type: ignore[attr-defined]
 
-from gateway.app import (
+from gateway.context import Context
+from gateway.edge.app import (
     STREAM_TYPE,
     App,
     close_chunks,
@@ -25,8 +26,7 @@ from gateway.app import (
     header_text,
     stream_headers,
 )
-from gateway.context import Context
-from gateway.http import Request, StreamResponse
+from gateway.edge.http import Request, StreamResponse
 from gateway.settings import Settings
 
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})

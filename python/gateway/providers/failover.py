@@ -15,9 +15,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from gateway.catalog import Deployment
 from gateway.config import FailoverSettings
 from gateway.providers import AttemptFailure
+from gateway.routing.catalog import Deployment
 
 HAMMER_WINDOW_S, HAMMER_ATTEMPTS = 1.5, 2
 QUICK_RETRY_STATUSES = frozenset({500, 502, 503})

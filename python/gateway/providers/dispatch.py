@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from gateway.catalog import Deployment
 from gateway.config import FailoverSettings
 from gateway.errors import (
     ContextLengthExceeded,
@@ -38,14 +37,15 @@ from gateway.errors import (
     ServiceUnavailable,
     provider_headers,
 )
-from gateway.failover import in_place_delay, larger_context
-from gateway.health import HealthTracker
 from gateway.providers import AttemptFailure, Provider, ProviderPool
+from gateway.providers.failover import in_place_delay, larger_context
+from gateway.routing.catalog import Deployment
+from gateway.routing.health import HealthTracker
 from gateway.routing.planner import RoutePlan
 from gateway.secrets_held import hold_for_request
 
 if TYPE_CHECKING:
-    from gateway.byok_keys import ByokKeyring
+    from gateway.providers.byok_keys import ByokKeyring
 
 T = TypeVar("T")
 _TIMER_SLACK_S = 0.005

@@ -20,9 +20,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from gateway.byok_crypto import ByokCipher, DecryptError
-from gateway.read_through import Offload, ReadThroughCache
+from gateway.providers.byok_crypto import ByokCipher, DecryptError
 from gateway.store import Store
+from gateway.store.read_through import Offload, ReadThroughCache
 from gateway.store.records import ProviderKey
 
 CACHE_TTL_S = 1.0

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.catalog import Catalog
 from gateway.config import HealthSettings
+from gateway.routing.catalog import Catalog
 
 State = Literal["closed", "open", "half_open"]
 COUNTED_FAILURES = frozenset(

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.private_files import private_dir
 from gateway.store.ledger import Settlement
+from gateway.store.private_files import private_dir
 
 log = logging.getLogger("routegate.usage")
 
