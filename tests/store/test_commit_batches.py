@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.store.ledger import RateHold, Settlement, TokenActual
 from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite_commit_batch import _SIZES, _chunks
 from store.factories import debit, hold, new_id, reservation, settlement
 from store.ledger_model import LedgerModel
 
@@ -121,3 +122,14 @@ def test_a_batch_commits_exactly_as_one_by_one(
             assert (tuple(row) if row else (0, 0)) == (len(window), sum(window.values()))
     finally:
         store.close()
+
+
+@given(count=st.integers(0, 1_500))
+def test_a_batch_is_cut_into_few_statement_shapes_in_order(count: int) -> None:
+    """SQLite caches a compiled statement per SQL text: the pieces come in nine lengths only
+    (one text per batch length kept ~100 large statements alive), and nothing is lost."""
+    items = list(range(count))
+    pieces = list(_chunks(items))
+    assert [x for piece in pieces for x in piece] == items
+    assert {len(piece) for piece in pieces} <= set(_SIZES)
+    assert len(pieces) <= count // 256 + len(_SIZES)
