@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -208,3 +210,19 @@ def test_state_survives_reopening_the_file(tmp_path: Path) -> None:
         assert reopened.ping()
     finally:
         reopened.close()
+
+
+def test_an_embedded_gateway_never_loads_the_redis_client(tmp_path: Path) -> None:
+    """The Redis client costs ~15 MiB per process; a gateway on SQLite (the default) must not
+    import it: not the CLI, not the app, not opening the store."""
+    script = (
+        "import sys, pathlib\n"
+        "import gateway.cli, gateway.edge.rsgi\n"
+        "from gateway.store import open_store\n"
+        f"open_store('sqlite:///store.db', pathlib.Path({str(tmp_path)!r})).close()\n"
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout

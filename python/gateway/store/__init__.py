@@ -6,10 +6,9 @@ from pathlib import Path
 
 from gateway.config import StorePool
 from gateway.store.base import Store
-from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
 
-__all__ = ["RedisStore", "SqliteStore", "Store", "open_store"]
+__all__ = ["SqliteStore", "Store", "open_store"]
 
 
 def open_store(url: str, data_dir: Path, pool: StorePool | None = None) -> Store:
@@ -24,6 +23,10 @@ def open_store(url: str, data_dir: Path, pool: StorePool | None = None) -> Store
         resolved = Path(path) if Path(path).is_absolute() else data_dir / path
         return SqliteStore(resolved)
     if url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
+        # Loaded only for a Redis URL: the client costs ~15 MiB that an embedded store never
+        # uses (``gateway.store.redis``).
+        from gateway.store.redis import RedisStore  # noqa: PLC0415
+
         pool = pool or StorePool()
         return RedisStore(
             url, max_connections=pool.max_connections, wait_timeout_s=pool.wait_timeout_s
