@@ -28,6 +28,10 @@ from gateway.store.ledger import (
     Reservation,
     ReserveOutcome,
     WindowState,
+    budget_denied,
+    rate_denial,
+    wallet_denied,
+    window_granted,
 )
 
 _WINDOW_S = WINDOW_MS / 1000
@@ -65,23 +69,18 @@ class OutageLedger:
         )
         if denial is not None:
             return ReserveOutcome(granted=False, denial=denial, spend=spend, windows=windows)
-        granted = []
-        for limit, state in zip(reservation.limits, windows, strict=True):
+        for limit in reservation.limits:
             self._windows.setdefault(limit.limiter, deque()).append((now, limit.tokens))
-            granted.append(
-                WindowState(
-                    limiter=limit.limiter,
-                    requests=state.requests + 1,
-                    tokens=state.tokens + limit.tokens,
-                    reset_ms=state.reset_ms or WINDOW_MS,
-                )
-            )
         for budget in reservation.budgets:
             self._spent[budget.counter] = self._spent.get(budget.counter, 0) + budget.amount
         if reservation.wallet is not None:
             ws = reservation.workspace_id
             self._wallet[ws] = self._wallet.get(ws, 0) + reservation.wallet.amount
-        return ReserveOutcome(granted=True, spend=spend, windows=tuple(granted))
+        return ReserveOutcome(
+            granted=True,
+            spend=spend,
+            windows=tuple(map(window_granted, reservation.limits, windows)),
+        )
 
     def _windows_now(
         self, reservation: Reservation, now: float
@@ -100,24 +99,16 @@ class OutageLedger:
                 if window
                 else 0
             )
-            wait = reset_ms or WINDOW_MS
-            if denial is None and limit.rpm is not None and len(window) >= limit.rpm:
-                denial = Denial(kind="rpm", ref=limit.limiter, retry_after_ms=wait)
-            elif denial is None and limit.tpm is not None and tokens + limit.tokens > limit.tpm:
-                denial = Denial(kind="tpm", ref=limit.limiter, retry_after_ms=wait)
-            states.append(
-                WindowState(
-                    limiter=limit.limiter, requests=len(window), tokens=tokens, reset_ms=reset_ms
-                )
+            state = WindowState(
+                limiter=limit.limiter, requests=len(window), tokens=tokens, reset_ms=reset_ms
             )
+            denial = denial or rate_denial(limit, state)
+            states.append(state)
         return tuple(states), denial
 
     def _budget_denial(self, reservation: Reservation, spend: tuple[int, ...]) -> Denial | None:
         for budget, settled in zip(reservation.budgets, spend, strict=True):
-            used = settled + self._spent.get(budget.counter, 0)
-            if budget.enforce and (
-                used >= budget.threshold or used + budget.amount > budget.threshold
-            ):
+            if budget_denied(budget, settled + self._spent.get(budget.counter, 0)):
                 return Denial(kind="budget", ref=budget.budget_id)
         return None
 
@@ -125,7 +116,6 @@ class OutageLedger:
         ws = reservation.workspace_id
         if reservation.wallet is None:
             return None
-        free = rules.wallet_free - self._wallet.get(ws, 0)
-        if free <= 0 or free < reservation.wallet.amount:
+        if wallet_denied(rules.wallet_free - self._wallet.get(ws, 0), reservation.wallet.amount):
             return Denial(kind="wallet", ref=ws)
         return None

@@ -154,3 +154,36 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     percent: int
     spend: int
     limit: int
+
+
+# -- the rules of ``reserve``, shared by every ledger that decides in Python ---------------------
+
+
+def rate_denial(hold: RateHold, window: WindowState) -> Denial | None:
+    """Step 2 for one rate hold, against its window before this request."""
+    retry = window.reset_ms or WINDOW_MS
+    if hold.rpm is not None and window.requests >= hold.rpm:
+        return Denial(kind="rpm", ref=hold.limiter, retry_after_ms=retry)
+    if hold.tpm is not None and window.tokens + hold.tokens > hold.tpm:
+        return Denial(kind="tpm", ref=hold.limiter, retry_after_ms=retry)
+    return None
+
+
+def budget_denied(hold: BudgetHold, used: int) -> bool:
+    """Step 3: ``used`` is the counter's settled spend plus what is reserved on it."""
+    return hold.enforce and (used >= hold.threshold or used + hold.amount > hold.threshold)
+
+
+def wallet_denied(free: int, amount: int) -> bool:
+    """Step 4 for a prepaid wallet: ``free`` is its balance less what is reserved on it."""
+    return free <= 0 or free - amount < 0
+
+
+def window_granted(hold: RateHold, window: WindowState) -> WindowState:
+    """Step 5: the window a granted request reports, its own entry included."""
+    return WindowState(
+        limiter=hold.limiter,
+        requests=window.requests + 1,
+        tokens=window.tokens + hold.tokens,
+        reset_ms=window.reset_ms or WINDOW_MS,
+    )

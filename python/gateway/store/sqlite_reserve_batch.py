@@ -17,7 +17,17 @@ from dataclasses import dataclass
 
 import msgspec
 
-from gateway.store.ledger import WINDOW_MS, Denial, Reservation, ReserveOutcome, WindowState
+from gateway.store.ledger import (
+    WINDOW_MS,
+    Denial,
+    Reservation,
+    ReserveOutcome,
+    WindowState,
+    budget_denied,
+    rate_denial,
+    wallet_denied,
+    window_granted,
+)
 from gateway.store.sqlite_ledger_rows import (
     billing,
     counter_row,
@@ -140,36 +150,22 @@ def _decide(
         WindowState(limiter=h.limiter, requests=w.requests, tokens=w.tokens, reset_ms=w.reset_ms)
         for h, w in zip(reservation.limits, windows, strict=True)
     ]
-    denial: Denial | None = None
-    for hold, window in zip(reservation.limits, windows, strict=True):
-        retry = window.reset_ms or WINDOW_MS
-        if hold.rpm is not None and window.requests >= hold.rpm:
-            denial = denial or Denial(kind="rpm", ref=hold.limiter, retry_after_ms=retry)
-        elif hold.tpm is not None and window.tokens + hold.tokens > hold.tpm:
-            denial = denial or Denial(kind="tpm", ref=hold.limiter, retry_after_ms=retry)
+    denial = next(filter(None, map(rate_denial, reservation.limits, seen)), None)
     counters = [state.counter(workspace, budget.counter) for budget in reservation.budgets]
     for budget, counter in zip(reservation.budgets, counters, strict=True):
-        used = counter.spend + counter.reserved
-        if budget.enforce and (used >= budget.threshold or used + budget.amount > budget.threshold):
+        if budget_denied(budget, counter.spend + counter.reserved):
             denial = denial or Denial(kind="budget", ref=budget.budget_id)
     if reservation.wallet is not None:
         wallet = state.wallet(workspace)
-        free = wallet.balance - wallet.reserved
-        if wallet.prepaid and (free <= 0 or free - reservation.wallet.amount < 0):
+        if wallet.prepaid and wallet_denied(
+            wallet.balance - wallet.reserved, reservation.wallet.amount
+        ):
             denial = denial or Denial(kind="wallet", ref=workspace)
     spend = tuple(counter.spend for counter in counters)
     if denial is not None:
         return ReserveOutcome(granted=False, denial=denial, spend=spend, windows=tuple(seen))
-    granted: list[WindowState] = []
+    granted = tuple(map(window_granted, reservation.limits, seen))
     for hold, window in zip(reservation.limits, windows, strict=True):
-        granted.append(
-            WindowState(
-                limiter=hold.limiter,
-                requests=window.requests + 1,
-                tokens=window.tokens + hold.tokens,
-                reset_ms=window.reset_ms or WINDOW_MS,
-            )
-        )
         _add_entry(state, window, hold.limiter, reservation.id, hold.tokens)
     for budget, counter in zip(reservation.budgets, counters, strict=True):
         counter.reserved += budget.amount
@@ -181,7 +177,7 @@ def _decide(
     kept.append(
         (reservation.id, workspace, state.now + reservation.ttl_ms, _encoder.encode(reservation))
     )
-    return ReserveOutcome(granted=True, spend=spend, windows=tuple(granted))
+    return ReserveOutcome(granted=True, spend=spend, windows=granted)
 
 
 def _add_entry(state: _BatchState, window: _Window, limiter: str, member: str, tokens: int) -> None:
