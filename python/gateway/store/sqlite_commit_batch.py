@@ -18,7 +18,12 @@ from typing import TypeVar
 import msgspec
 
 from gateway.store.ledger import ALERT_LEVELS, WINDOW_MS, Alert, Reservation, Settlement
-from gateway.store.sqlite_ledger_rows import reservation_decoder, write_rows
+from gateway.store.sqlite_ledger_rows import (
+    billing,
+    reservation_decoder,
+    stored_counter,
+    write_rows,
+)
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
@@ -61,7 +66,7 @@ class _Rows:
     """What the batch reads up front, then changes in memory."""
 
     counters: dict[tuple[str, str], _Counter] = field(default_factory=dict)
-    wallets: dict[str, _Wallet | None] = field(default_factory=dict)
+    wallets: dict[str, _Wallet] = field(default_factory=dict)
     held: dict[str, Reservation] = field(default_factory=dict)
     released: list[str] = field(default_factory=list)
     entries: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -141,24 +146,16 @@ def _read(db: sqlite3.Connection, governed: list[Settlement], cutoff: int) -> _R
     touched = {(s.record.workspace_id, d.counter) for s in governed for d in s.budgets}
     touched |= {(h.workspace_id, b.counter) for h in rows.held.values() for b in h.budgets}
     for workspace_id, name in touched:
-        found = db.execute(
-            "SELECT spend, reserved, alerts FROM budget_counters WHERE workspace_id = ? "
-            "AND counter = ?",
-            (workspace_id, name),
-        ).fetchone()
+        found = stored_counter(db, workspace_id, name)
         rows.counters[(workspace_id, name)] = (
-            _Counter()
-            if found is None
-            else _Counter(int(found[0]), int(found[1]), int(found[2]), exists=True)
+            _Counter() if found is None else _Counter(*found, exists=True)
         )
     for workspace_id in {s.record.workspace_id for s in governed} | {
         h.workspace_id for h in rows.held.values()
     }:
-        found = db.execute(
-            "SELECT balance, reserved, tier FROM wallets WHERE workspace_id = ?", (workspace_id,)
-        ).fetchone()
-        rows.wallets[workspace_id] = (
-            None if found is None else _Wallet(int(found[0]), int(found[1]), found[2] == "prepaid")
+        wallet = billing(db, workspace_id)  # no row: nothing to release or charge, as one by one
+        rows.wallets[workspace_id] = _Wallet(
+            wallet.balance_microdollars, wallet.reserved_microdollars, wallet.tier == "prepaid"
         )
     return rows
 
@@ -177,7 +174,7 @@ def _apply(rows: _Rows, settlement: Settlement, alerts: list[Alert]) -> None:
             )
             counter.exists = True
         wallet = rows.wallets[held.workspace_id]
-        if held.wallet is not None and wallet is not None:
+        if held.wallet is not None:
             wallet.reserved = max(0, wallet.reserved - held.wallet.amount)
     for debit in settlement.budgets:
         counter = rows.counters[(workspace, debit.counter)]
@@ -197,7 +194,7 @@ def _apply(rows: _Rows, settlement: Settlement, alerts: list[Alert]) -> None:
                     )
                 )
     wallet = rows.wallets[workspace]
-    if settlement.wallet and wallet is not None and wallet.prepaid:
+    if settlement.wallet and wallet.prepaid:
         wallet.balance = max(0, wallet.balance - settlement.wallet)
     if settlement.reservation_id is not None:
         for actual in settlement.tokens:
@@ -228,7 +225,7 @@ def _write(db: sqlite3.Connection, rows: _Rows) -> None:
     write_rows(
         db,
         "UPDATE wallets SET balance = ?, reserved = ? WHERE workspace_id = ?",
-        [(w.balance, w.reserved, ws) for ws, w in rows.wallets.items() if w is not None],
+        [(w.balance, w.reserved, ws) for ws, w in rows.wallets.items()],
     )
     write_rows(
         db,

@@ -96,20 +96,12 @@ class StoreLock:
         if not self._lock.acquire(blocking=False):
             yield False
             return
-        with self._translated():
-            yield True
-
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Release on the way out, translating a local store failure as ``__exit__`` does."""
         try:
-            yield
+            yield True
         except BaseException as error:
-            self._lock.release()
-            if is_unavailable(error):
-                raise StoreUnavailable(f"{self._what}: {error}") from error
+            self.__exit__(type(error), error, error.__traceback__)  # releases, translates
             raise
-        self._lock.release()
+        self.__exit__(None, None, None)
 
     def __exit__(
         self,

@@ -31,14 +31,21 @@ def billing(db: sqlite3.Connection, workspace_id: str) -> Billing:
     )
 
 
-def counter_row(db: sqlite3.Connection, workspace_id: str, counter: str) -> tuple[int, int, int]:
-    """(spend, reserved, alerts bitmask) of a budget counter; zeros when never charged."""
+def stored_counter(
+    db: sqlite3.Connection, workspace_id: str, counter: str
+) -> tuple[int, int, int] | None:
+    """(spend, reserved, alerts bitmask) of a budget counter; None when it has no row yet."""
     row = db.execute(
         "SELECT spend, reserved, alerts FROM budget_counters WHERE workspace_id = ? "
         "AND counter = ?",
         (workspace_id, counter),
     ).fetchone()
-    return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
+def counter_row(db: sqlite3.Connection, workspace_id: str, counter: str) -> tuple[int, int, int]:
+    """(spend, reserved, alerts bitmask) of a budget counter; zeros when never charged."""
+    return stored_counter(db, workspace_id, counter) or (0, 0, 0)
 
 
 def add_reserved(db: sqlite3.Connection, workspace_id: str, counter: str, amount: int) -> None:
