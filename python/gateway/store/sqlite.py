@@ -18,7 +18,7 @@ from gateway.store.ledger import StoreUnavailable
 from gateway.store.private_files import PRIVATE_DIR, private_file
 from gateway.store.records import ApiKey, Workspace
 from gateway.store.sqlite_budgets import BUDGETS_SCHEMA, SqliteBudgetTables
-from gateway.store.sqlite_errors import BUSY_TIMEOUT_MS, StoreLock, rollback
+from gateway.store.sqlite_errors import BUSY_TIMEOUT_MS, StoreLock, immediate
 from gateway.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedger
 from gateway.store.sqlite_provider_keys import PROVIDER_KEYS_SCHEMA, SqliteProviderKeys
 from gateway.store.sqlite_routing import ROUTING_SCHEMA, SqliteRoutingTables
@@ -131,14 +131,7 @@ class SqliteStore(
     def revoke_key(self, workspace_id: str, key_id: str) -> ApiKey | None:
         """Read-modify-write in one immediate transaction: concurrent workers cannot interleave."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                revoked = self._revoke_locked(workspace_id, key_id)
-                self._db.execute("COMMIT")
-            except BaseException:
-                rollback(self._db)
-                raise
-        return revoked
+            return immediate(self._db, lambda _: self._revoke_locked(workspace_id, key_id))
 
     def _revoke_locked(self, workspace_id: str, key_id: str) -> ApiKey | None:
         row = self._db.execute(

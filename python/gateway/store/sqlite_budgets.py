@@ -16,7 +16,7 @@ from typing import TypeVar
 import msgspec
 
 from gateway.store.records import ApiKey, Budget, Workspace
-from gateway.store.sqlite_errors import StoreLock, rollback
+from gateway.store.sqlite_errors import StoreLock, immediate
 
 BUDGETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS budgets (
@@ -39,14 +39,7 @@ class SqliteBudgetTables:
     def _budget_tx(self, work: Callable[[], T]) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction: other processes wait."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work()
-                self._db.execute("COMMIT")
-            except BaseException:
-                rollback(self._db)
-                raise
-        return result
+            return immediate(self._db, lambda _: work())
 
     # --- records updated in place -----------------------------------------------------
 

@@ -16,10 +16,13 @@ import contextlib
 import errno
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import TypeVar
 
 from gateway.store.ledger import StoreUnavailable
+
+T = TypeVar("T")
 
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
 SQLITE_BUSY = 5
@@ -112,6 +115,19 @@ class StoreLock:
         self._lock.release()
         if error is not None and is_unavailable(error):
             raise StoreUnavailable(f"{self._what}: {error}") from error
+
+
+def immediate(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` in one ``BEGIN IMMEDIATE`` transaction (other processes' writers wait), rolled
+    back if it raises. The caller holds the connection's lock."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        rollback(db)
+        raise
+    return result
 
 
 def rollback(db: sqlite3.Connection) -> None:

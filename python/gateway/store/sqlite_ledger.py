@@ -26,7 +26,7 @@ from gateway.store.ledger import (
 )
 from gateway.store.records import Billing, UsageRecord
 from gateway.store.sqlite_commit_batch import commit_batch
-from gateway.store.sqlite_errors import StoreLock, is_busy, rollback
+from gateway.store.sqlite_errors import StoreLock, immediate, is_busy
 from gateway.store.sqlite_ledger_rows import billing, counter_row
 from gateway.store.sqlite_reserve_batch import reserve_batch
 
@@ -94,14 +94,7 @@ class SqliteLedger:
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(self._db)
-                self._db.execute("COMMIT")
-            except BaseException:
-                rollback(self._db)
-                raise
-        return result
+            return immediate(self._db, work)
 
     # -- usage records -------------------------------------------------------------------
 
@@ -159,18 +152,11 @@ class SqliteLedger:
             if not held:
                 return None
             try:
-                db.execute("BEGIN IMMEDIATE")
+                return immediate(db, lambda db: reserve_batch(db, reservations, _now_ms()))
             except sqlite3.OperationalError as error:
                 if is_busy(error):
-                    return None
+                    return None  # rolled back: the reserve thread decides this batch
                 raise
-            try:
-                outcomes = reserve_batch(db, reservations, _now_ms())
-                db.execute("COMMIT")
-            except BaseException:
-                rollback(db)
-                raise
-            return outcomes
 
     def _close_reservations(self) -> None:
         with self._group_lock:
