@@ -63,10 +63,9 @@ class GroupCommit(Generic[Item, Result]):
             batch = queued[start : start + MAX_BATCH]
             items = [item for item, _ in batch]
             try:
-                results = self._inline(items)
+                results: list[Result] | BaseException | None = self._inline(items)
             except BaseException as error:  # handed to every caller of the batch
-                _settle([(future, n) for n, (_, future) in enumerate(batch)], error)
-                continue
+                results = error
             if results is None:
                 self._hand_over(items, [(future, loop) for _, future in batch])
             else:
