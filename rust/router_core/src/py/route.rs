@@ -19,9 +19,15 @@ use crate::{
 /// per counted prompt token: the context-window constraint needs
 /// ``ceil(prompt_tokens * token_ratio) + max_output_tokens`` and the cost feature uses
 /// ``prompt_tokens * token_ratio`` at the input price.
-/// Routing takes a read lock with the GIL released; ``update_health`` a short write lock.
+/// Routing takes a read lock, ``update_health`` a short write lock. Both keep the GIL when the
+/// lock is free and the work short (a table of up to ``INLINE_ROWS`` rows): releasing it for a
+/// few microseconds lets another Python thread take it, and the event loop then waits for that
+/// thread instead. Neither ever takes the GIL while holding the lock, so waiting is safe.
 #[pyclass(frozen, name = "CandidateTable", module = "gateway._router_core")]
 pub struct PyCandidateTable(RwLock<CandidateTable>);
+
+/// Above this many rows a route call releases the GIL while it scores.
+const INLINE_ROWS: usize = 2048;
 
 impl PyCandidateTable {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, CandidateTable> {
@@ -121,6 +127,9 @@ impl PyCandidateTable {
             success_rate,
             circuit_open,
         };
+        if let Ok(mut table) = self.0.try_write() {
+            return Ok(table.update_health(row, health)?);
+        }
         // Waiting for routers to finish must not hold the GIL they may need afterwards.
         py.detach(|| {
             let mut table = self.0.write().unwrap_or_else(PoisonError::into_inner);
@@ -129,7 +138,7 @@ impl PyCandidateTable {
         Ok(())
     }
 
-    /// Enumerate, filter and score in one call with the GIL released.
+    /// Enumerate, filter and score in one call (the GIL released for a large table).
     ///
     /// ``prompt_tokens``, ``max_output_tokens`` and ``expected_output_tokens``, when given,
     /// replace the request's values for this call only (so one request can be cached per
@@ -162,7 +171,14 @@ impl PyCandidateTable {
             explain,
         };
         let request = &request.get().0;
-        let result = py.detach(|| route_with(&self.read(), request, &options))?;
+        let inline = match self.0.try_read() {
+            Ok(table) if table.len() <= INLINE_ROWS => Some(route_with(&table, request, &options)),
+            _ => None,
+        };
+        let result = match inline {
+            Some(result) => result,
+            None => py.detach(|| route_with(&self.read(), request, &options)),
+        }?;
         Ok(PyRouteResult(result))
     }
 }
