@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -35,3 +36,20 @@ def test_ids_are_unique_and_their_random_part_varies() -> None:
     tails = {rid[16:] for rid in ids}
     assert len(tails) == len(ids)
     assert len({rid[16] for rid in ids}) == 16  # every hex digit turns up in the random part
+
+
+def test_a_forked_worker_never_repeats_its_parents_ids() -> None:
+    """Random bytes are drawn in blocks; a child forked mid-block must not reuse them."""
+    new_request_id()  # the parent holds a partly used block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave without running anything else
+        os.write(write, ",".join(new_request_id()[16:] for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    parent = {new_request_id()[16:] for _ in range(5)}
+    assert len(child) == 5
+    assert not child & parent
