@@ -24,6 +24,7 @@ from gateway.edge.app import (
     close_chunks,
     configure_logging,
     header_text,
+    settle_heap,
     stream_headers,
 )
 from gateway.edge.http import Request, StreamResponse
@@ -126,4 +127,6 @@ class RSGIApp(App):
 def create_rsgi_app() -> RSGIApp:
     """granian's factory target for ``--interface rsgi``."""
     configure_logging()
-    return RSGIApp(Context.build(Settings.from_env()))
+    app = RSGIApp(Context.build(Settings.from_env()))
+    settle_heap()
+    return app
