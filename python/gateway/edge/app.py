@@ -17,6 +17,7 @@ import atexit
 import gc
 import logging
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -304,7 +305,11 @@ class App:
         if declared is not None and declared > self.max_body:
             raise self._too_large()
         try:
-            body = await asyncio.wait_for(self._receive_all(chunks), self.body_timeout)
+            if sys.version_info >= (3, 11):  # a timer on this task; wait_for makes a task
+                async with asyncio.timeout(self.body_timeout):
+                    body = await self._receive_all(chunks)
+            else:
+                body = await asyncio.wait_for(self._receive_all(chunks), self.body_timeout)
         except asyncio.TimeoutError:
             raise RequestTimeout(
                 f"The request body did not arrive within {self.body_timeout:g} s.",
