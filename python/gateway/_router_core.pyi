@@ -153,6 +153,10 @@ def json_depth_exceeds(body: bytes, /, *, limit: int = ...) -> bool:
     """Whether ``body`` nests arrays and objects more than ``limit`` (default
     ``MAX_JSON_DEPTH``) levels deep, by a byte scan that never recurses."""
 
+def write_holding_gil(fd: int, data: bytes, /) -> int:
+    """One ``write(2)`` of ``data`` to ``fd`` that keeps the GIL (retried on ``EINTR``); the
+    bytes written, fewer on a short write; ``OSError`` with its ``errno`` on failure."""
+
 def analyze(body: bytes, /) -> Analysis:
     """Analyse a raw chat-completions JSON body in one pass.
 

@@ -1,8 +1,10 @@
 """A per-process, append-only spool of settlements, so no metered request is ever lost.
 
 The request path appends each settlement (usage record + what it cost) to the current
-segment file with one ``os.write`` before the response completes: that survives the process
-being killed, with no wait on the store. The usage writer seals segments, commits them to
+segment file with one ``write(2)`` before the response completes: that survives the process
+being killed, with no wait on the store. The write keeps the GIL (``write_holding_gil``): a
+page-cache append takes microseconds, and releasing the GIL for it woke a waiting thread on
+every request (docs/decisions.md). The usage writer seals segments, commits them to
 the store in batches and deletes them once the store acknowledged them.
 
 Each process owns one directory under ``<data dir>/spool`` and holds an exclusive ``flock`` on
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import msgspec
 
+from gateway._router_core import write_holding_gil
 from gateway.store.ledger import Settlement
 from gateway.store.private_files import private_dir
 
@@ -131,7 +134,7 @@ class Spool:
         if self._torn and not self._cut():
             return False
         try:
-            written = os.write(self._fd, frame)
+            written = write_holding_gil(self._fd, frame)
         except OSError as error:
             written = -1
             failure: str = os.strerror(error.errno or 0)

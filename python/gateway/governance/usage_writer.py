@@ -31,7 +31,7 @@ Commit = Callable[[Sequence[Settlement]], list[Alert]]
 
 
 class UsageWriter:
-    """``submit`` appends to the spool (one ``os.write``); the thread does the rest."""
+    """``submit`` appends to the spool (one write); the thread does the rest."""
 
     def __init__(
         self,

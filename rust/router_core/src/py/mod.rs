@@ -9,6 +9,7 @@
 mod analyze;
 mod arrays;
 mod errors;
+mod fileio;
 mod gemini;
 mod route;
 mod sse;
@@ -26,6 +27,8 @@ mod router_core_module {
 
     #[pymodule_export]
     use super::analyze::{analyze, json_depth_exceeds, PyAnalysis};
+    #[pymodule_export]
+    use super::fileio::write_holding_gil;
     #[pymodule_export]
     use super::gemini::PyGeminiStreamRelay;
     #[pymodule_export]
