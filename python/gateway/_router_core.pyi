@@ -50,6 +50,7 @@ __all__ = [
     "json_depth_exceeds",
     "token_ratio",
     "vocabulary_gz",
+    "write_holding_gil",
 ]
 
 __version__: Final[str]
