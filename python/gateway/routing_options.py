@@ -54,6 +54,7 @@ class RoutingOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 ROUTING_FIELDS: tuple[str, ...] = RoutingOptions.__struct_fields__
+NOTHING_SET = RoutingOptions()
 
 
 def merge(lower: RoutingOptions, higher: RoutingOptions) -> RoutingOptions:
@@ -62,6 +63,10 @@ def merge(lower: RoutingOptions, higher: RoutingOptions) -> RoutingOptions:
     The strategy is one choice, not two fields: a layer that names ``optimize`` without
     ``weights`` also drops the custom weights of the layers below it.
     """
+    if higher == NOTHING_SET:  # the common layers: nothing to overlay, or nothing below
+        return lower
+    if lower == NOTHING_SET:
+        return higher
     changes: dict[str, object] = {
         name: getattr(higher, name) for name in ROUTING_FIELDS if getattr(higher, name) is not None
     }

@@ -22,7 +22,7 @@ from gateway.routing.catalog import Deployment
 from gateway.routing.decision import CONSTRAINT_MEANINGS, Capability, Decision, RouteQuery
 from gateway.routing.health import HealthTracker
 from gateway.routing.table import RoutingTable
-from gateway.routing_options import RoutingOptions, merge
+from gateway.routing_options import NOTHING_SET, RoutingOptions, merge
 from gateway.store.records import ApiKey
 
 if TYPE_CHECKING:
@@ -118,12 +118,12 @@ class Router:
         """``layers`` is the chain below the model expression, lowest first, each with the
         name of the policy it came from (if any)."""
         begin = time.perf_counter() if started is None else started
-        defaults = RoutingOptions()
+        defaults = NOTHING_SET
         policy = None
         for name, layer in layers:
             defaults = merge(defaults, layer)
             policy = name or policy
-        routing = request_options or RoutingOptions()
+        routing = request_options or NOTHING_SET
         query = RouteQuery(
             model=expressions[0] if len(expressions) == 1 else tuple(expressions),
             routing=routing,
