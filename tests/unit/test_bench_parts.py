@@ -79,6 +79,46 @@ def test_open_loop_count_bound_and_streaming(bench_upstream: int) -> None:
     assert result.scheduled == result.ok == 50
 
 
+def test_a_stream_runs_first_byte_is_measured_from_the_same_start(bench_upstream: int) -> None:
+    result = asyncio.run(run_open_loop(_target(bench_upstream, stream=True), 100, 0.5))
+    assert result.first_byte is not None and result.first_byte.count == result.ok == 50
+    assert all(
+        0 < first <= whole
+        for first, whole in zip(result.first_byte_s, result.latencies_s, strict=True)
+    )
+
+
+def test_the_first_byte_is_when_the_body_starts_not_when_it_ends() -> None:
+    """A server that sends its head and first event, then the rest 200 ms later."""
+
+    async def run() -> tuple[float, float]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                + encode_chunk(b"data: first\n\n")
+            )
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(encode_chunk(b"data: [DONE]\n\n") + LAST_CHUNK)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await run_closed_loop(
+                build_target(f"http://127.0.0.1:{port}/v1/chat/completions", b"{}"), 1, 0.1
+            )
+        assert result.first_byte is not None and result.ok == 1
+        return result.first_byte.p50_ms, result.latency.p50_ms
+
+    first_ms, whole_ms = asyncio.run(run())
+    assert first_ms < 100
+    assert whole_ms >= 200
+
+
 def test_closed_loop_counts(bench_upstream: int) -> None:
     result = asyncio.run(run_closed_loop(_target(bench_upstream, stream=False), 4, 0.3))
     assert result.ok > 0 and result.ok == result.completed
@@ -228,6 +268,28 @@ def test_rate_result_and_side_by_side_rows() -> None:
         tables(report)
     )
     assert compare.rows(msgspec.structs.replace(report, peer=None)) == []
+    assert not any("first byte" in figure for figure in got)  # not a stream run
+
+
+def test_a_stream_run_compares_the_added_time_to_the_first_byte() -> None:
+    def streamed(p50: float, p99: float, first: tuple[float, float]) -> RunResult:
+        summary = LatencySummary(
+            count=1, mean_ms=first[0], p50_ms=first[0], p90_ms=first[1], p99_ms=first[1], max_ms=9
+        )
+        return msgspec.structs.replace(_run(p50, p99), first_byte=summary)
+
+    direct = streamed(1.0, 2.0, (0.5, 1.0))
+    r = compare.rate_result(100, direct, streamed(3.0, 5.0, (1.5, 3.0)), streamed(9, 9, (40.5, 41)))
+    assert (r.added_first_byte_p50_ms, r.added_first_byte_p99_ms) == (1.0, 2.0)
+    assert (r.peer_added_first_byte_p50_ms, r.peer_added_first_byte_p99_ms) == (40.0, 40.0)
+    report = Report(
+        command="x", date="d", machine=machine_info(), settings={"stream": True}, peer="other"
+    )
+    report.latency.append(r)
+    got = {row.figure: row for row in compare.rows(report)}
+    assert got["added first byte p50 at 100 req/s"].ratio == pytest.approx(1.0 / 40.0)
+    assert got["added first byte p99 at 100 req/s"].ratio == pytest.approx(2.0 / 40.0)
+    assert "| 100 | 0.50 / 1.00 | 1.50 / 3.00 | **1.00** | **2.00** |" in tables(report)
 
 
 def test_tree_cpu_grows_with_work() -> None:

@@ -19,6 +19,8 @@ from gateway.bench.http11 import Head, parse_chunked, parse_head
 class Response(NamedTuple):
     status: int
     body: bytes
+    first_byte: float = 0.0
+    """Loop time at which the first byte of the body arrived (a stream's first event)."""
 
 
 class Target(NamedTuple):
@@ -58,6 +60,7 @@ class _ClientProtocol(asyncio.Protocol):
         self.must_close = False
         self._buf = bytearray()
         self._head: Head | None = None
+        self._first_byte: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -72,6 +75,8 @@ class _ClientProtocol(asyncio.Protocol):
             if self._head is None:
                 return
         head = self._head
+        if self._first_byte is None and len(self._buf) > head.end:
+            self._first_byte = asyncio.get_running_loop().time()
         if head.chunked:
             decoded = parse_chunked(self._buf, head.end)
             if decoded is None:
@@ -88,11 +93,14 @@ class _ClientProtocol(asyncio.Protocol):
         self._finish(head, body)
 
     def _finish(self, head: Head, body: bytes) -> None:
-        self._head = None
+        first_byte = self._first_byte
+        if first_byte is None:  # an empty body: its first byte is its end
+            first_byte = asyncio.get_running_loop().time()
+        self._head, self._first_byte = None, None
         self.must_close = head.close
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(Response(int(head.first_line[9:12]), body))
+            waiter.set_result(Response(int(head.first_line[9:12]), body, first_byte))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

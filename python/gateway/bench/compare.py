@@ -40,11 +40,18 @@ def rate_result(
         added_p90_ms=gateway.latency.p90_ms - d.p90_ms,
         added_p99_ms=gateway.latency.p99_ms - d.p99_ms,
     )
+    first = direct.first_byte
+    if first is not None and gateway.first_byte is not None:
+        result.added_first_byte_p50_ms = gateway.first_byte.p50_ms - first.p50_ms
+        result.added_first_byte_p99_ms = gateway.first_byte.p99_ms - first.p99_ms
     if peer is not None:
         result.peer = peer
         result.peer_added_p50_ms = peer.latency.p50_ms - d.p50_ms
         result.peer_added_p90_ms = peer.latency.p90_ms - d.p90_ms
         result.peer_added_p99_ms = peer.latency.p99_ms - d.p99_ms
+        if first is not None and peer.first_byte is not None:
+            result.peer_added_first_byte_p50_ms = peer.first_byte.p50_ms - first.p50_ms
+            result.peer_added_first_byte_p99_ms = peer.first_byte.p99_ms - first.p99_ms
     return result
 
 
@@ -62,6 +69,18 @@ def _memory_rows(gateway: MemoryResult, peer: MemoryResult) -> list[ComparisonRo
     ]
 
 
+def _first_byte_rows(r: RateResult, at: str) -> list[ComparisonRow]:
+    """A stream's added time to its first event (the figure a chat UI waits on)."""
+    out = []
+    for q, ours, theirs in (
+        ("p50", r.added_first_byte_p50_ms, r.peer_added_first_byte_p50_ms),
+        ("p99", r.added_first_byte_p99_ms, r.peer_added_first_byte_p99_ms),
+    ):
+        if ours is not None and theirs is not None:
+            out.append(_row(f"added first byte {q} {at}", "ms", ours, theirs))
+    return out
+
+
 def rows(report: Report) -> list[ComparisonRow]:
     """The side-by-side figures of a run with a peer: per fixed rate, per closed loop, RSS."""
     peer = report.peer
@@ -75,8 +94,10 @@ def rows(report: Report) -> list[ComparisonRow]:
         out += [
             _row(f"added p50 {at}", "ms", r.added_p50_ms, r.peer_added_p50_ms),
             _row(f"added p99 {at}", "ms", r.added_p99_ms, r.peer_added_p99_ms),
-            _row(f"achieved {at}", "req/s", r.gateway.achieved_rps, r.peer.achieved_rps),
         ]
+        if report.settings.get("stream"):
+            out += _first_byte_rows(r, at)
+        out.append(_row(f"achieved {at}", "req/s", r.gateway.achieved_rps, r.peer.achieved_rps))
         if r.gateway.cpu_s is not None and r.peer.cpu_s is not None:
             cpu = cpu_ms_per_request(r.gateway), cpu_ms_per_request(r.peer)
             out.append(_row(f"CPU per request {at}", "CPU ms", *cpu))

@@ -46,6 +46,9 @@ class RunResult(msgspec.Struct, kw_only=True):
     statuses: dict[str, int]
     latency: LatencySummary
     latencies_s: list[float] = msgspec.field(default_factory=list)
+    # To the first byte of each 2xx body (a stream's first event), from the same start.
+    first_byte: LatencySummary | None = None
+    first_byte_s: list[float] = msgspec.field(default_factory=list)
     # CPU seconds the server's process tree used during the run, when the harness has its PID.
     cpu_s: float | None = None
 
@@ -54,15 +57,18 @@ class _Recorder:
     def __init__(self, live: Live) -> None:
         self.live = live
         self.latencies: list[float] = []
+        self.first_bytes: list[float] = []
         self.statuses: collections.Counter[str] = collections.Counter()
         self.last_done = 0.0
 
-    def response(self, resp: Response, latency: float, now: float) -> None:
+    def response(self, resp: Response, started: float, now: float) -> None:
+        """``resp`` answered at ``now`` to a request due (open loop) or sent at ``started``."""
         self.live.done += 1
         self.last_done = now
         self.statuses[str(resp.status)] += 1
         if 200 <= resp.status < 300:
-            self.latencies.append(latency)
+            self.latencies.append(now - started)
+            self.first_bytes.append(resp.first_byte - started)
         else:
             self.live.errors += 1
 
@@ -85,6 +91,8 @@ class _Recorder:
             statuses=dict(self.statuses),
             latency=summarize(self.latencies),
             latencies_s=self.latencies,
+            first_byte=summarize(self.first_bytes),
+            first_byte_s=self.first_bytes,
         )
 
 
@@ -95,6 +103,7 @@ def merge(runs: list[RunResult]) -> RunResult:
         for k, v in run.statuses.items():
             statuses[k] = statuses.get(k, 0) + v
     latencies = [x for run in runs for x in run.latencies_s]
+    first_bytes = [x for run in runs for x in run.first_byte_s]
     elapsed = sum(run.elapsed_s for run in runs)
     cpu = [run.cpu_s for run in runs if run.cpu_s is not None]
     return RunResult(
@@ -109,6 +118,8 @@ def merge(runs: list[RunResult]) -> RunResult:
         statuses=statuses,
         latency=summarize(latencies),
         latencies_s=latencies,
+        first_byte=summarize(first_bytes) if first_bytes else None,
+        first_byte_s=first_bytes,
         cpu_s=sum(cpu) if len(cpu) == len(runs) else None,
     )
 
@@ -129,8 +140,7 @@ async def _one(pool: Pool, target: Target, rec: _Recorder, scheduled: float) -> 
     except asyncio.CancelledError:
         pool.discard(conn)
         raise
-    now = loop.time()
-    rec.response(resp, now - scheduled, now)
+    rec.response(resp, scheduled, loop.time())
     pool.release(conn)
 
 
@@ -217,8 +227,7 @@ async def run_closed_loop(
                 except (OSError, RuntimeError):
                     rec.error("conn_error")
                 if resp is not None:
-                    now = loop.time()
-                    rec.response(resp, now - sent, now)
+                    rec.response(resp, sent, loop.time())
                 if resp is None or not conn.reusable:
                     conn.close()
                     conn = await Connection.open(target.host, target.port)

@@ -37,6 +37,11 @@ class RateResult(msgspec.Struct, kw_only=True):
     peer_added_p50_ms: float | None = None
     peer_added_p90_ms: float | None = None
     peer_added_p99_ms: float | None = None
+    # To the first byte of the body (a stream's first event), when the run streams.
+    added_first_byte_p50_ms: float | None = None
+    added_first_byte_p99_ms: float | None = None
+    peer_added_first_byte_p50_ms: float | None = None
+    peer_added_first_byte_p99_ms: float | None = None
 
 
 class MemoryResult(msgspec.Struct, kw_only=True):
@@ -100,8 +105,10 @@ def to_json(report: Report) -> bytes:
         for side in ("direct", "gateway", "peer"):
             if entry.get(side):
                 entry[side].pop("latencies_s", None)
+                entry[side].pop("first_byte_s", None)
     for run in data["max_throughput"].values():
         run.pop("latencies_s", None)
+        run.pop("first_byte_s", None)
     return msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n"
 
 
@@ -116,6 +123,29 @@ def _errors(run: RunResult) -> str:
 
 def _lat(s: LatencySummary) -> str:
     return f"{_f(s.p50_ms)} / {_f(s.p99_ms)}"
+
+
+def _lat_first(run: RunResult) -> str:
+    return _lat(run.first_byte) if run.first_byte is not None else "n/a"
+
+
+def _first_byte_table(latency: list[RateResult]) -> list[str]:
+    """A stream's time to its first event, per offered rate (what a chat UI waits on)."""
+    out = [
+        "### Added time to the first byte of the stream (open loop, ms)",
+        "",
+        "| offered req/s | direct p50 / p99 | gateway p50 / p99 | **added p50** | **added p99** |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in latency:
+        p50, p99 = r.added_first_byte_p50_ms, r.added_first_byte_p99_ms
+        if p50 is None or p99 is None:
+            continue
+        out.append(
+            f"| {r.rate:g} | {_lat_first(r.direct)} | {_lat_first(r.gateway)}"
+            f" | **{_f(p50)}** | **{_f(p99)}** |"
+        )
+    return [*out, ""] if len(out) > 4 else []
 
 
 _DIGITS = {"ms": 2, "CPU ms": 3, "req/s": 0, "MiB": 1}
@@ -157,6 +187,8 @@ def tables(report: Report) -> str:
             for r in report.latency
         ]
         out.append("")
+    if report.settings.get("stream"):
+        out += _first_byte_table(report.latency)
     if report.max_throughput:
         out += [
             "### Maximum throughput (closed loop: each connection sends when answered)",
