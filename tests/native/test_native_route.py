@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,6 +284,48 @@ def test_health_update_and_health_only() -> None:
         table.update_health(
             3, ttft_ms=1.0, throughput_tps=1.0, success_rate=1.0, circuit_open=False
         )
+
+
+@pytest.mark.parametrize("rows", [3, 3 * 1500])
+def test_threads_route_while_others_update_health(rows: int) -> None:
+    """A small table is scored with the GIL held, a large one (past 2,048 rows) with it
+    released; either way routers and health updates on several threads all finish, and every
+    route sees every row."""
+    columns = {
+        name: np.concatenate([column] * (rows // 3))
+        for name, column in small_table().columns.items()
+    }
+    columns["model"] = np.zeros(rows, np.int32)
+    table = Table(columns).build()
+    request = core.RouteRequest()
+    seen: list[int] = []
+    failures: list[BaseException] = []
+
+    def route() -> None:
+        try:
+            for _ in range(200):
+                seen.append(table.route(request).candidates_viable)
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    def update() -> None:
+        try:
+            for i in range(2000):
+                table.update_health(
+                    i % rows, ttft_ms=50.0, throughput_tps=9.0, success_rate=1.0, circuit_open=False
+                )
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=route) for _ in range(4)]
+    threads += [threading.Thread(target=update) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a router or an update hung"
+    assert not failures
+    assert seen == [rows] * 800
 
 
 def test_table_rejects_bad_columns() -> None:
