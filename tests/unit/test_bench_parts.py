@@ -298,6 +298,31 @@ def test_tree_cpu_grows_with_work() -> None:
     assert procs.tree_cpu_s(os.getpid()) > before
 
 
+def test_the_floor_forwards_to_the_upstream_as_documented(
+    bench_upstream: int, tmp_path: Path
+) -> None:
+    """``gateway.bench.floor`` started with the command its docstring gives answers as the
+    upstream does (docs/decisions.md quotes its figures)."""
+    granian = str(Path(sys.executable).with_name("granian"))
+    args = parse_args(
+        [
+            *("--peer-name", "floor", "--ready-timeout", "20"),
+            "--peer-cmd",
+            f"env FLOOR_UPSTREAM={{upstream}} {granian} --interface rsgi --port {{port}}"
+            " --workers 1 --loop uvloop --no-ws gateway.bench.floor:app",
+        ]
+    )
+    body = request_body(stream=False)
+    with contextlib.ExitStack() as stack:
+        upstream = f"http://127.0.0.1:{bench_upstream}/v1"
+        started = peer.start(args, upstream, body, tmp_path, stack)
+        assert started is not None
+        resp = asyncio.run(fetch(started.target))
+        direct = asyncio.run(fetch(_target(bench_upstream, stream=False)))
+    assert resp.status == direct.status == 200
+    assert msgspec.json.decode(resp.body) == msgspec.json.decode(direct.body)
+
+
 def test_peer_start_launches_answers_and_stops(tmp_path: Path) -> None:
     """The bench upstream is itself an OpenAI-compatible server: launch it as the peer."""
     template = tmp_path / "peer.yaml"
