@@ -17,7 +17,6 @@ import atexit
 import gc
 import logging
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -36,6 +35,7 @@ from gateway.api import (
     usage,
 )
 from gateway.context import Context
+from gateway.deadlines import Deadlines, deadlines_of
 from gateway.edge.http import JSON_TYPE, Request, Response, StreamResponse
 from gateway.edge.request_ids import new_request_id
 from gateway.errors import (
@@ -58,6 +58,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+BodySource = AsyncIterator[bytes] | Callable[[], Awaitable[bytes]]
+"""A request body as its chunks, or as one call that reads it whole."""
 Handler = Callable[[Context, Request], Awaitable[Response | StreamResponse]]
 
 ROUTES: dict[tuple[str, str], Handler] = {
@@ -200,6 +202,8 @@ class App:
         self._closed = False
         self._background: asyncio.Task[None] | None = None
         self._last_outage_log = float("-inf")
+        self._deadline_loop: asyncio.AbstractEventLoop | None = None
+        self._deadline_set: Deadlines | None = None
         atexit.register(self._close_sync)
 
     def _log_outage(self, request_id: str, error: StoreUnavailable) -> None:
@@ -254,17 +258,18 @@ class App:
         method: str,
         path: str,
         declared: int | None,
-        chunks: AsyncIterator[bytes],
+        body: BodySource,
         make: Callable[[bytes, str], Request],
     ) -> Response | StreamResponse:
         """Route and run one request, whichever server interface brought it, to its response
-        (every failure already rendered in the documented error shape)."""
+        (every failure already rendered in the documented error shape). ``body`` is the
+        body's chunks, or a call that reads it whole (a declared length: no chunk loop)."""
         if self._background is None:  # no lifespan events from the server: start here
             self._start_background()
         request_id = new_request_id()
         try:
             handler, params = _match(method, path)
-            request = make(await self._read_body(declared, chunks), request_id)
+            request = make(await self._read_body(declared, body), request_id)
             request.path_params = params
             if handler in ON_LOOP:
                 result = await handler(self.ctx, request)
@@ -298,18 +303,15 @@ class App:
 
         return await self.ctx.admin_offload(lambda: asyncio.run(run()))
 
-    async def _read_body(self, declared: int | None, chunks: AsyncIterator[bytes]) -> bytes:
+    async def _read_body(self, declared: int | None, source: BodySource) -> bytes:
         """The whole body within ``max_body_bytes`` (413) and ``body_timeout_s`` (408); a
         body cut short (the client disconnects, or fewer bytes than ``Content-Length``) is a
         400 and is never handled."""
         if declared is not None and declared > self.max_body:
             raise self._too_large()
+        read = source() if callable(source) else self._receive_all(source)
         try:
-            if sys.version_info >= (3, 11):  # a timer on this task; wait_for makes a task
-                async with asyncio.timeout(self.body_timeout):
-                    body = await self._receive_all(chunks)
-            else:
-                body = await asyncio.wait_for(self._receive_all(chunks), self.body_timeout)
+            body = await self._deadlines().within(self.body_timeout, read)  # no loop timer
         except asyncio.TimeoutError:
             raise RequestTimeout(
                 f"The request body did not arrive within {self.body_timeout:g} s.",
@@ -317,7 +319,16 @@ class App:
             ) from None
         if declared is not None and len(body) != declared:
             raise _cut_short()
+        if len(body) > self.max_body:
+            raise self._too_large()
         return body
+
+    def _deadlines(self) -> Deadlines:
+        loop = asyncio.get_running_loop()
+        if self._deadline_loop is not loop:
+            self._deadline_loop, self._deadline_set = loop, deadlines_of(loop)
+        assert self._deadline_set is not None
+        return self._deadline_set
 
     async def _receive_all(self, chunks: AsyncIterator[bytes]) -> bytes:
         parts: list[bytes] = []

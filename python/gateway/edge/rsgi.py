@@ -21,6 +21,7 @@ from gateway.context import Context
 from gateway.edge.app import (
     STREAM_TYPE,
     App,
+    BodySource,
     close_chunks,
     configure_logging,
     header_text,
@@ -44,20 +45,37 @@ class _HTTPProtocol(Protocol):
     def response_stream(self, status: int, headers: list[tuple[str, str]]) -> _Transport: ...
 
 
-async def _body(protocol: _HTTPProtocol, declared: int | None, method: str) -> AsyncIterator[bytes]:
-    """The request body: read whole when its length is declared (``App`` has already refused
-    one over the limit), else chunk by chunk so the limit applies as it arrives. A body the
-    client abandons ends short, which ``App`` refuses as cut short."""
-    if declared == 0 or (declared is None and method in _NO_BODY):
-        return
+async def _whole(protocol: _HTTPProtocol) -> bytes:
+    """A body of declared length, read in one call; one the client abandons ends short,
+    which ``App`` refuses as cut short."""
     try:
-        if declared is not None:
-            yield await protocol()
-            return
+        return await protocol()
+    except (RSGIProtocolError, RSGIProtocolClosed):
+        return b""
+
+
+async def _chunks(protocol: _HTTPProtocol) -> AsyncIterator[bytes]:
+    """A body without a declared length, chunk by chunk so the limit applies as it
+    arrives."""
+    try:
         async for chunk in protocol:
             yield chunk
     except (RSGIProtocolError, RSGIProtocolClosed):
         return
+
+
+async def _empty() -> bytes:
+    return b""
+
+
+def _body(protocol: _HTTPProtocol, declared: int | None, method: str) -> BodySource:
+    """The request body's source for ``App.handle`` (which has already refused a declared
+    length over the limit)."""
+    if declared == 0 or (declared is None and method in _NO_BODY):
+        return _empty
+    if declared is not None:
+        return lambda: _whole(protocol)
+    return _chunks(protocol)
 
 
 def _headers(headers: dict[str, str], content_type: str) -> list[tuple[str, str]]:

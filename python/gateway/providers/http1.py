@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gateway.deadlines import Deadline, deadlines_of
+
 _MAX_HEAD_BYTES = 64 * 1024
 _IDLE_S = 30.0  # a pooled connection unused this long is closed rather than reused
 _MAX_IDLE_PER_HOST = 256
@@ -95,7 +97,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines = pool.deadlines
+        self._timer: asyncio.TimerHandle | Deadline | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -250,8 +253,8 @@ class Connection(asyncio.Protocol):
         self._reset()
         assert self.transport is not None
         self.transport.write(data)
-        if deadline is not None:
-            self._timer = self._loop.call_later(deadline, self._expire)
+        if deadline is not None:  # a coarse deadline (``gateway.deadlines``): no loop timer
+            self._timer = self._deadlines.after(deadline, self._expire)
 
     async def head(self) -> Response:
         """Wait for the status line and headers."""
@@ -298,6 +301,7 @@ class Pool:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
+        self.deadlines = deadlines_of(self.loop)
         self._idle: dict[tuple[str, int, bool], list[Connection]] = {}
         self._targets: dict[str, Target] = {}
         self._ssl: ssl.SSLContext | None = None
