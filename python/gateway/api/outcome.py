@@ -28,7 +28,7 @@ from gateway.store.records import ApiKey, UsageRecord
 _encoder = msgspec.json.Encoder()
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """Accumulates a request's facts as it goes through the pipeline."""
 
@@ -54,6 +54,7 @@ class Outcome:
     legs: list[tuple[Deployment, Usage]] = field(default_factory=list)
     """A continued stream's attempts and what each used (``usage`` is then their sum): each
     is priced at its own deployment's rates."""
+    _costs: tuple[Usage, Deployment, tuple[float, float]] | None = field(default=None, repr=False)
 
     @property
     def model_served(self) -> str:
@@ -64,15 +65,21 @@ class Outcome:
         return round((time.perf_counter() - self.started) * 1000.0, 3)
 
     def costs(self) -> tuple[float, float]:
-        """(billable cost, baseline cost) in USD; test keys are never billed."""
-        if self.usage is None or self.deployment is None:
+        """(billable cost, baseline cost) in USD; test keys are never billed. Computed once
+        for a given usage and deployment (the metadata, the headers and the record ask)."""
+        usage, deployment = self.usage, self.deployment
+        if usage is None or deployment is None:
             return 0.0, 0.0
+        known = self._costs
+        if known is not None and known[0] is usage and known[1] is deployment:
+            return known[2]
         if self.legs:
-            actual = sum(cost_usd(d.price, usage) for d, usage in self.legs)
+            actual = sum(cost_usd(d.price, leg) for d, leg in self.legs)
         else:
-            actual = cost_usd(self.deployment.price, self.usage)
+            actual = cost_usd(deployment.price, usage)
         price = self.ctx.baseline_price
-        baseline = cost_usd(price, self.usage) if price is not None else 0.0
+        baseline = cost_usd(price, usage) if price is not None else 0.0
+        self._costs = (usage, deployment, (actual, baseline))
         return actual, baseline
 
     def routing_metadata(self) -> dict[str, Any]:

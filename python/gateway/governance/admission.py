@@ -147,6 +147,8 @@ class Admitter:
             or key.max_cost_per_request
             or rules.max_cost_per_request
         )
+        if not (costed or key.rpm_limit or key.tpm_limit or rules.rpm_limit or rules.tpm_limit):
+            return admission  # nothing to price, hold or count: most keys, on the hot path
         # Priced only when something needs the estimate: most requests need none of it.
         priced = (
             [(d, estimate_micro(d, prompt_tokens, max_output)) for d in deployments]
