@@ -19,7 +19,7 @@ from gateway.edge.schemas import ChatRequest, GatewayMetadata
 from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.governance.admission import Admission, plain_settlement
 from gateway.governance.metering import Usage, cost_usd, saved_pct
-from gateway.providers.dispatch import Attempt
+from gateway.providers.dispatch import Attempt, chain_text
 from gateway.routing.catalog import Deployment
 from gateway.routing.planner import RoutePlan
 from gateway.store.ledger import to_micro
@@ -126,6 +126,8 @@ class Outcome:
         """The providers of failed attempts the request moved on from (an attempt retried in
         place is counted once, by its retry)."""
         chain = self.chain
+        if len(chain) == 1 and chain[0].status == "success":
+            return []
         return [
             a.provider
             for i, a in enumerate(chain)
@@ -197,7 +199,7 @@ class Outcome:
             error_code=error.code if error else None,
             stream=bool(chat and chat.stream),
             usage_estimated=self.usage_estimated,
-            fallback_chain=(_encoder.encode(self.chain).decode() if self.chain else None),
+            fallback_chain=chain_text(self.chain),
             gateway_metadata=_encoder.encode(metadata).decode() if metadata else None,
         )
         admission = self.admission

@@ -89,6 +89,8 @@ class Admission:
     headers: dict[str, str] = field(default_factory=dict)
 
     def settlement(self, record: UsageRecord, deployment: Deployment | None) -> Settlement:
+        if not (self.counters or self.tpm_limiters or self.rules.tier == "prepaid"):
+            return Settlement(record=record, reservation_id=self.reservation_id)
         amount = record.cost_microdollars
         debits: tuple[BudgetDebit, ...] = ()
         wallet = 0

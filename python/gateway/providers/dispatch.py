@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import msgspec
+
 from gateway.config import FailoverSettings
 from gateway.errors import (
     ContextLengthExceeded,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _TIMER_SLACK_S = 0.005
+_encoder = msgspec.json.Encoder()
 log = logging.getLogger("routegate.dispatch")
 Call = Callable[[Provider, Deployment, dict[str, Any]], Awaitable[T]]
 
@@ -266,6 +269,8 @@ class Dispatcher:
 
 
 def _attempt(deployment: Deployment, reason: str | None, *, retry: bool) -> Attempt:
+    if reason is None and not retry:
+        return first_try_success(deployment)
     return Attempt(
         deployment.provider.id,
         deployment.model.id,
@@ -274,3 +279,33 @@ def _attempt(deployment: Deployment, reason: str | None, *, retry: bool) -> Atte
         deployment.key_source,
         retry=retry,
     )
+
+
+_SUCCESSES: dict[tuple[str, str, str], Attempt] = {}
+_ONE_ATTEMPT_TEXT: dict[int, tuple[Attempt, str]] = {}
+_CACHE_MAX = 4096
+
+
+def first_try_success(deployment: Deployment) -> Attempt:
+    """The chain entry of almost every request: one shared, immutable value per deployment,
+    with its record text (``chain_text``) encoded once."""
+    key = (deployment.provider.id, deployment.model.id, deployment.key_source)
+    found = _SUCCESSES.get(key)
+    if found is None:
+        if len(_SUCCESSES) >= _CACHE_MAX:
+            _SUCCESSES.clear()
+            _ONE_ATTEMPT_TEXT.clear()
+        found = _SUCCESSES[key] = Attempt(key[0], key[1], "success", None, key[2])
+        _ONE_ATTEMPT_TEXT[id(found)] = (found, _encoder.encode([found]).decode())
+    return found
+
+
+def chain_text(chain: list[Attempt]) -> str | None:
+    """The usage record's ``fallback_chain``: the chain as JSON text (None when empty)."""
+    if not chain:
+        return None
+    if len(chain) == 1:
+        known = _ONE_ATTEMPT_TEXT.get(id(chain[0]))
+        if known is not None and known[0] is chain[0]:
+            return known[1]
+    return _encoder.encode(chain).decode()
