@@ -12,13 +12,13 @@ far below any timeout a gateway uses.
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 GRAIN_S = 0.025
+_PER_SECOND = 1 / GRAIN_S
 T = TypeVar("T")
 
 
@@ -49,12 +49,14 @@ class Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._time = loop.time
         self._slots: dict[int, set[Deadline]] = {}
 
     def after(self, seconds: float, callback: Callable[[], object]) -> Deadline:
         """Call ``callback`` once, between ``seconds`` and ``seconds + GRAIN_S`` from now,
         unless the returned deadline is cancelled first."""
-        index = math.ceil((self._loop.time() + max(0.0, seconds)) / GRAIN_S)
+        # The slot after the one the deadline falls in (never earlier than the deadline).
+        index = int((self._time() + seconds) * _PER_SECOND) + 1
         slot = self._slots.get(index)
         if slot is None:
             slot = self._slots[index] = set()

@@ -10,6 +10,7 @@ OpenAI body its Anthropic request translates to.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -107,10 +108,13 @@ class PayloadBuilder:
     def __call__(self, deployment: Deployment) -> dict[str, Any]:
         provider = deployment.provider
         fmt = provider.format
-        names = {provider.id.lower(), *(a.lower() for a in provider.aliases)}
-        names.add("openai" if fmt in OPENAI_FORMATS else fmt)
         notes: list[str] = []
         matched: dict[str, Any] = {}
+        names = (
+            _passthrough_names(provider.id, tuple(provider.aliases), fmt)
+            if self.passthrough
+            else ()
+        )
         for key, value in self.passthrough.items():
             if key in names:
                 matched.update(value)
@@ -123,7 +127,8 @@ class PayloadBuilder:
         if fmt in OPENAI_FORMATS:
             payload = dict(self.forwarded)
             self._thinking_openai(payload, deployment, notes)
-            payload = merged(payload, matched)  # the passthrough value wins
+            if matched:
+                payload = merged(payload, matched)  # the passthrough value wins
         else:
             payload = {k: v for k, v in self.forwarded.items() if k in OPENAI_FIELDS}
             notes += [
@@ -163,6 +168,19 @@ class PayloadBuilder:
             notes.append("extensions.thinking ignored because reasoning_effort is set")
         else:
             payload["reasoning_effort"] = reasoning_effort(thinking.budget_tokens)
+
+
+@functools.lru_cache(maxsize=1024)
+def _passthrough_names(provider_id: str, aliases: tuple[str, ...], fmt: str) -> frozenset[str]:
+    """The ``extensions`` keys a provider takes passthrough objects from (lower-cased): its
+    id, its aliases, and ``openai`` for an OpenAI-format provider or else its format."""
+    return frozenset(
+        {
+            provider_id.lower(),
+            *(a.lower() for a in aliases),
+            "openai" if fmt in OPENAI_FORMATS else fmt,
+        }
+    )
 
 
 async def chat_completions(ctx: Context, request: Request) -> Response | StreamResponse:

@@ -19,6 +19,7 @@ from granian.rsgi import ProtocolError as RSGIProtocolError  # type: ignore[attr
 
 from gateway.context import Context
 from gateway.edge.app import (
+    MAX_HEADER_VALUE,
     STREAM_TYPE,
     App,
     BodySource,
@@ -80,7 +81,11 @@ def _body(protocol: _HTTPProtocol, declared: int | None, method: str) -> BodySou
 
 def _headers(headers: dict[str, str], content_type: str) -> list[tuple[str, str]]:
     items = [("content-type", content_type)]
-    items += [(k, header_text(v)) for k, v in headers.items()]
+    values = "".join(headers.values())
+    if values.isascii() and values.isprintable() and len(values) <= MAX_HEADER_VALUE:
+        items += headers.items()  # every value already as a header may carry it: one check
+    else:
+        items += [(k, header_text(v)) for k, v in headers.items()]
     return items
 
 
