@@ -78,8 +78,11 @@ def commit_batch(
     db: sqlite3.Connection, settlements: Sequence[Settlement], now: int
 ) -> list[Alert]:
     """Apply ``settlements`` in order inside the caller's open transaction; fired alerts."""
-    fresh = _insert_records(db, settlements)
-    governed = [s for s in fresh if s.reservation_id is not None or s.budgets or s.wallet]
+    if not any(_governed(s) for s in settlements):
+        _insert_records(db, settlements, returning=False)  # records only: nothing to apply
+        return []
+    fresh = _insert_records(db, settlements, returning=True)
+    governed = [s for s in fresh if _governed(s)]
     if not governed:
         return []
     rows = _read(db, governed, now - WINDOW_MS)
@@ -90,10 +93,18 @@ def commit_batch(
     return alerts
 
 
-def _insert_records(db: sqlite3.Connection, settlements: Sequence[Settlement]) -> list[Settlement]:
-    """Insert the usage records; the settlements whose record was new (a replayed spool
-    applies nothing twice), each request id once, in order. One multi-row ``INSERT`` per
-    chunk tells which rows went in (``RETURNING``), with no lookup beforehand."""
+def _governed(settlement: Settlement) -> bool:
+    """Whether committing the settlement changes more than the usage table."""
+    return settlement.reservation_id is not None or bool(settlement.budgets or settlement.wallet)
+
+
+def _insert_records(
+    db: sqlite3.Connection, settlements: Sequence[Settlement], *, returning: bool
+) -> list[Settlement]:
+    """Insert the usage records; with ``returning``, the settlements whose record was new (a
+    replayed spool applies nothing twice), each request id once, in order: one multi-row
+    ``INSERT`` per chunk tells which rows went in (``RETURNING``), with no lookup beforehand.
+    Without it (a batch with nothing to apply), the rows are only inserted."""
     inserted: set[str] = set()
     for chunk in _chunks(settlements):
         values: list[object] = []
@@ -108,9 +119,14 @@ def _insert_records(db: sqlite3.Connection, settlements: Sequence[Settlement]) -
         query = (
             "INSERT OR IGNORE INTO usage (request_id, workspace_id, created_at, data) VALUES "
             + ",".join(("(?,?,?,?)",) * len(chunk))
-            + " RETURNING request_id"
         )
-        inserted.update(request_id for (request_id,) in db.execute(query, values))
+        if returning:
+            rows = db.execute(query + " RETURNING request_id", values)
+            inserted.update(request_id for (request_id,) in rows)
+        else:
+            db.execute(query, values)
+    if not returning:
+        return []
     fresh: list[Settlement] = []
     for settlement in settlements:
         if settlement.record.request_id in inserted:
