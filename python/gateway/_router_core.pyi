@@ -225,15 +225,17 @@ class CandidateTable:
         expected_output_tokens: int | None = None,
         limit: int | None = None,
         explain: bool = False,
+        quality_floor: float | None = None,
     ) -> RouteResult:
-        """Enumerate, filter and score in one call with the GIL released.
+        """Enumerate, filter and score in one call (the GIL released for a large table).
 
         ``prompt_tokens``, ``max_output_tokens`` and ``expected_output_tokens``, when given,
         replace the request's values for this call only (so one request can be cached per
         query shape). With ``limit`` only the best ``limit`` viable rows are ranked: the same
         rows and scores as the first ``limit`` of the full ranking (``candidates_viable`` still
         counts every viable row). With ``explain=True`` the result's ``rejected_by`` says, for
-        every row, which constraint (if any) removed it.
+        every row, which constraint (if any) removed it. ``quality_floor``, when given,
+        replaces the request's floor for this call (``auto``'s floor follows each prompt).
         """
 
 @final

@@ -474,6 +474,31 @@ def test_token_overrides_equal_a_rebuilt_request(
         assert overridden.rejected_by.tolist() == rebuilt.rejected_by.tolist()
 
 
+@given(cases(), st.none() | st.floats(0, 1), st.booleans())
+def test_a_quality_floor_override_equals_a_rebuilt_request(
+    case: tuple[Table, Request], floor: float | None, explain: bool
+) -> None:
+    table, req = case
+    built = table.build()
+    overridden = built.route(core.RouteRequest(**req.kwargs), explain=explain, quality_floor=floor)
+    rebuilt_kwargs = {**req.kwargs} if floor is None else {**req.kwargs, "quality_floor": floor}
+    rebuilt = built.route(core.RouteRequest(**rebuilt_kwargs), explain=explain)
+    assert overridden.ranked.tolist() == rebuilt.ranked.tolist()
+    assert overridden.scores.tolist() == rebuilt.scores.tolist()
+    assert (overridden.candidates_viable, overridden.emptied_by) == (
+        rebuilt.candidates_viable,
+        rebuilt.emptied_by,
+    )
+    if explain:
+        assert overridden.rejected_by is not None and rebuilt.rejected_by is not None
+        assert overridden.rejected_by.tolist() == rebuilt.rejected_by.tolist()
+
+
+def test_a_nan_quality_floor_override_is_refused() -> None:
+    with pytest.raises(ValueError, match="quality_floor"):
+        small_table().build().route(core.RouteRequest(), quality_floor=math.nan)
+
+
 def test_route_rejects_negative_overrides() -> None:
     table = small_table().build()
     for name in ("prompt_tokens", "max_output_tokens", "expected_output_tokens", "limit"):

@@ -808,3 +808,20 @@ def test_fallback_mode_scores_a_group_over_all_of_its_models() -> None:
         assert (decision.candidates_total, decision.candidates_viable) == (2, 2)
         explained = table.route(query, explain=True)
         assert explained.ranked_rows.tolist() == expected.ranked
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=12))
+def test_one_compiled_template_serves_every_prompt_difficulty(difficulties: list[float]) -> None:
+    """The difficulty changes only ``auto``'s floor, passed per call: a query shape compiles
+    once, whatever its prompts (real prompts each have their own difficulty; compiling per
+    request cost about 20 µs), and every decision still equals the reference's."""
+    world = _two_model_world()
+    table, reference = world.table(), world.reference()
+    for model in ("auto", "m-a", ("auto", "m-b")):
+        for difficulty in difficulties:
+            query = RouteQuery(model=model, difficulty=difficulty, prompt_tokens=100)
+            decision = table.route(query)
+            expected = reference.route(query)
+            assert decision.ranked_rows.tolist() == list(expected.ranked), (model, difficulty)
+    assert len(table._cache) == 3  # one template per model expression

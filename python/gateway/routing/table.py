@@ -41,8 +41,8 @@ class Template:
     """A compiled query shape: its ``RouteRequest`` per model group, built once and cached;
     each call passes the request's token counts to the core alongside it."""
 
-    requests: list[core.RouteRequest]  # one per model group, with the quality floor
-    relaxed: list[core.RouteRequest] | None  # the same without ``auto``'s soft floor
+    requests: list[core.RouteRequest]  # one per model group, with any configured floor
+    soft_floor: bool  # ``auto`` without a configured floor: the prompt's floor, per call
     group_masks: list[npt.NDArray[np.bool_]]  # models each group lists (first place only)
     overlap: bool  # some model is in two groups: it is scored in both, listed in the first
     strategy: str
@@ -58,8 +58,10 @@ def _route(
     *,
     limit: int | None,
     explain: bool = False,
+    quality_floor: float | None = None,
 ) -> core.RouteResult:
-    """One core call: a cached ``RouteRequest`` plus this request's token counts."""
+    """One core call: a cached ``RouteRequest`` plus this request's token counts (and,
+    under ``auto``, the floor its prompt calls for)."""
     return table.route(
         request,
         prompt_tokens=query.prompt_tokens,
@@ -69,6 +71,7 @@ def _route(
         ),
         limit=limit,
         explain=explain,
+        quality_floor=quality_floor,
     )
 
 
@@ -127,9 +130,10 @@ class RoutingTable:
         table = self.catalog.table
         # A BYOK row may rank anywhere below its twin, so rank every row before reordering.
         core_limit = None if template.byok else limit
-        result = _route(table, template.requests[0], query, limit=core_limit)
-        if template.relaxed is not None and result.emptied_by == "quality_floor":
-            result = _route(table, template.relaxed[0], query, limit=core_limit)
+        floor = auto_quality_floor(query.difficulty) if template.soft_floor else None
+        result = _route(table, template.requests[0], query, limit=core_limit, quality_floor=floor)
+        if floor is not None and result.emptied_by == "quality_floor":
+            result = _route(table, template.requests[0], query, limit=core_limit)
         ranked, scores = result.ranked, result.scores
         if template.byok:
             ranked, scores = self._byok_first(ranked, scores, limit)
@@ -158,16 +162,16 @@ class RoutingTable:
         table = self.catalog.table
         # With overlapping groups some ranked rows are dropped, so rank each group in full.
         core_limit = None if template.byok or template.overlap else limit
+        floor = auto_quality_floor(query.difficulty) if template.soft_floor else None
         results = [
-            _route(table, request, query, limit=core_limit, explain=explain)
+            _route(table, request, query, limit=core_limit, explain=explain, quality_floor=floor)
             for request in template.requests
         ]
-        relax = template.relaxed is not None and not any(len(r.ranked) for r in results)
+        relax = floor is not None and not any(len(r.ranked) for r in results)
         if relax and any(r.emptied_by == "quality_floor" for r in results):
-            assert template.relaxed is not None
             results = [
                 _route(table, request, query, limit=core_limit, explain=explain)
-                for request in template.relaxed
+                for request in template.requests
             ]
         if template.overlap:
             kept = [
@@ -216,8 +220,7 @@ class RoutingTable:
             _encode(query.routing),
             _encode(query.defaults),
             query.capabilities,
-            query.task,
-            query.difficulty,
+            query.task,  # not the difficulty: ``auto``'s floor is passed per call
             query.key_mode,
             query.allowed_models,
             query.data_policy_floor,
@@ -257,9 +260,7 @@ class RoutingTable:
         caps = 0
         for capability in query.capabilities:
             caps |= CAPABILITY_BITS[capability]
-        soft_floor = None
-        if options.quality_floor is None and any(e.word == "auto" for e in parsed):
-            soft_floor = auto_quality_floor(query.difficulty)
+        soft_floor = options.quality_floor is None and any(e.word == "auto" for e in parsed)
 
         settings: dict[str, Any] = {
             "provider_mask": provider_mask,
@@ -282,20 +283,15 @@ class RoutingTable:
             "cheapest": cheapest,
         }
         models = len(catalog.models)
-        floor_value = options.quality_floor if soft_floor is None else soft_floor
         byok = bool(provider_mask[catalog.byok_offset :].any())
         masks = [_mask(models, g) for g in groups]
         overlap = sum(len(g) for g in groups) != len(set().union(*groups))
         return Template(
             requests=[
-                core.RouteRequest(**settings, model_mask=m, quality_floor=floor_value)
+                core.RouteRequest(**settings, model_mask=m, quality_floor=options.quality_floor)
                 for m in masks
             ],
-            relaxed=(
-                [core.RouteRequest(**settings, model_mask=m, quality_floor=None) for m in masks]
-                if soft_floor is not None
-                else None
-            ),
+            soft_floor=soft_floor,
             group_masks=[_mask(models, g) for g in owned] if overlap else masks,
             overlap=overlap,
             strategy=strategy,

@@ -450,7 +450,14 @@ pub fn first_failed(table: &CandidateTable, c: &Constraints, row: usize) -> Opti
 
 /// Apply every constraint to every row, counting survivors per step.
 pub fn filter(table: &CandidateTable, c: &Constraints) -> FilterOutcome {
-    let selection = select(table, c, c.prompt_tokens, c.max_output_tokens, None);
+    let selection = select(
+        table,
+        c,
+        c.prompt_tokens,
+        c.max_output_tokens,
+        c.quality_floor,
+        None,
+    );
     selection.into_outcome()
 }
 
@@ -463,6 +470,7 @@ pub fn filter_explained(table: &CandidateTable, c: &Constraints) -> (FilterOutco
         c,
         c.prompt_tokens,
         c.max_output_tokens,
+        c.quality_floor,
         Some(&mut rejected_by),
     );
     (selection.into_outcome(), rejected_by)
@@ -566,6 +574,7 @@ pub(crate) fn select(
     c: &Constraints,
     prompt_tokens: u64,
     max_output_tokens: u64,
+    quality_floor: Option<f64>,
     rejected_by: Option<&mut [i8]>,
 ) -> Selection {
     let t = table.columns();
@@ -634,7 +643,7 @@ pub(crate) fn select(
     } else {
         sieve.step(8, false, |_| true);
     }
-    match (c.quality_floor, table.quality_column(c.task)) {
+    match (quality_floor, table.quality_column(c.task)) {
         (Some(floor), Some(quality)) => sieve.step(9, true, |r| quality[r] >= floor),
         // No column for the task: every row rates 0.
         (Some(floor), None) => sieve.step(9, 0.0 < floor, |_| false),

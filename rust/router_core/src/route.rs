@@ -77,7 +77,7 @@ pub struct RouteResult {
 }
 
 /// Per-call options of [`route_with`]; the default routes exactly as [`route`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RouteOptions {
     /// Overrides the request's `prompt_tokens` for this call.
     pub prompt_tokens: Option<u64>,
@@ -90,6 +90,9 @@ pub struct RouteOptions {
     pub limit: Option<usize>,
     /// Also report [`RouteResult::rejected_by`].
     pub explain: bool,
+    /// Overrides the request's `quality_floor` for this call (a floor that depends on the
+    /// prompt, such as `auto`'s, then costs no request of its own).
+    pub quality_floor: Option<f64>,
 }
 
 /// Filter, score and rank.
@@ -122,6 +125,12 @@ pub fn route_with(
     options: &RouteOptions,
 ) -> Result<RouteResult, CoreError> {
     request.validate()?;
+    if options.quality_floor.is_some_and(f64::is_nan) {
+        return Err(CoreError::argument(
+            "quality_floor",
+            "must be a number or None, not NaN",
+        ));
+    }
     let c = &request.constraints;
     let task = c.task;
     if table.task_count() > 0 && task >= table.task_count() {
@@ -141,6 +150,7 @@ pub fn route_with(
         c,
         prompt_tokens,
         max_output_tokens,
+        options.quality_floor.or(c.quality_floor),
         rejected_by.as_deref_mut(),
     );
     let emptied_at = selection.emptied_at();

@@ -371,6 +371,20 @@ proptest! {
         rebuilt.expected_output_tokens = expected.unwrap_or(req.expected_output_tokens);
         prop_assert_eq!(overridden, route_explained(&table, &rebuilt, explain).expect("valid"));
     }
+
+    #[test]
+    fn a_quality_floor_override_equals_a_rebuilt_request(
+        table in table_strategy(),
+        req in request_strategy(),
+        floor in proptest::option::of(0.0f64..1.0),
+        explain in any::<bool>(),
+    ) {
+        let options = RouteOptions { quality_floor: floor, explain, ..RouteOptions::default() };
+        let overridden = route_with(&table, &req, &options).expect("valid request");
+        let mut rebuilt = req.clone();
+        rebuilt.constraints.quality_floor = floor.or(req.constraints.quality_floor);
+        prop_assert_eq!(overridden, route_explained(&table, &rebuilt, explain).expect("valid"));
+    }
 }
 
 /// `table` with its token ratios replaced.

@@ -145,10 +145,11 @@ impl PyCandidateTable {
     /// query shape). With ``limit`` only the best ``limit`` viable rows are ranked: the same
     /// rows and scores as the first ``limit`` of the full ranking (``candidates_viable`` still
     /// counts every viable row). With ``explain=True`` the result's ``rejected_by`` says, for
-    /// every row, which constraint (if any) removed it.
+    /// every row, which constraint (if any) removed it. ``quality_floor``, when given,
+    /// replaces the request's floor for this call (``auto``'s floor follows each prompt).
     #[pyo3(signature = (
         request, /, *, prompt_tokens = None, max_output_tokens = None,
-        expected_output_tokens = None, limit = None, explain = false
+        expected_output_tokens = None, limit = None, explain = false, quality_floor = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn route(
@@ -160,6 +161,7 @@ impl PyCandidateTable {
         expected_output_tokens: Option<i64>,
         limit: Option<i64>,
         explain: bool,
+        quality_floor: Option<f64>,
     ) -> PyResult<PyRouteResult> {
         let optional =
             |value: Option<i64>, name: &str| value.map(|v| non_negative(v, name)).transpose();
@@ -169,6 +171,7 @@ impl PyCandidateTable {
             expected_output_tokens: optional(expected_output_tokens, "expected_output_tokens")?,
             limit: optional(limit, "limit")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
             explain,
+            quality_floor,
         };
         let request = &request.get().0;
         let inline = match self.0.try_read() {
