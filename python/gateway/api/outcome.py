@@ -237,13 +237,11 @@ def usage_from_openai(value: object) -> Usage | None:
     """Read an OpenAI ``usage`` object, including cached and reasoning token details."""
     if not isinstance(value, dict):
         return None
-    prompt = value.get("prompt_tokens_details") or {}
-    completion = value.get("completion_tokens_details") or {}
+    prompt = value.get("prompt_tokens_details")
+    completion = value.get("completion_tokens_details")
     return Usage(
-        input_tokens=int(value.get("prompt_tokens") or 0),
-        output_tokens=int(value.get("completion_tokens") or 0),
-        cached_tokens=int(prompt.get("cached_tokens") or 0) if isinstance(prompt, dict) else 0,
-        reasoning_tokens=(
-            int(completion.get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0
-        ),
+        int(value.get("prompt_tokens") or 0),
+        int(value.get("completion_tokens") or 0),
+        int(prompt.get("cached_tokens") or 0) if isinstance(prompt, dict) else 0,
+        int(completion.get("reasoning_tokens") or 0) if isinstance(completion, dict) else 0,
     )

@@ -75,6 +75,22 @@ def _route(
     )
 
 
+_OPTION_KEYS: dict[int, tuple[RoutingOptions, bytes]] = {}
+
+
+def _options_key(options: RoutingOptions) -> bytes:
+    """``options`` as a cache-key part: its encoding, remembered for the objects every
+    request passes again (the built-in, workspace and policy layers, ``NOTHING_SET``)."""
+    known = _OPTION_KEYS.get(id(options))
+    if known is not None and known[0] is options:
+        return known[1]
+    encoded = _encode(options)
+    if len(_OPTION_KEYS) >= 256:
+        _OPTION_KEYS.clear()
+    _OPTION_KEYS[id(options)] = (options, encoded)  # the entry keeps the object, and its id
+    return encoded
+
+
 def _mask(size: int, allowed: set[int]) -> npt.NDArray[np.bool_]:
     mask = np.zeros(size, dtype=np.bool_)
     if allowed:
@@ -217,8 +233,8 @@ class RoutingTable:
     def _template(self, query: RouteQuery) -> Template:
         key = (
             query.model,
-            _encode(query.routing),
-            _encode(query.defaults),
+            _options_key(query.routing),
+            _options_key(query.defaults),
             query.capabilities,
             query.task,  # not the difficulty: ``auto``'s floor is passed per call
             query.key_mode,
