@@ -10,7 +10,7 @@ whichever interface serves (docs/decisions.md, "The server interface").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -89,13 +89,41 @@ def _headers(headers: dict[str, str], content_type: str) -> list[tuple[str, str]
     return items
 
 
+class _Headers(Mapping[str, str]):
+    """granian's request headers as a read-only mapping, without copying them into a dict
+    (the handlers only look a few up); names are matched case-insensitively, as HTTP says."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._headers.get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        value: str | None = self._headers.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._headers.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers.keys())
+
+    def __len__(self) -> int:
+        return len(self._headers.keys())
+
+
 def _request(scope: Any, body: bytes, request_id: str) -> Request:
     query = scope.query_string
     client: str = scope.client or ""
     return Request(
         method=scope.method,
         path=scope.path,
-        headers=dict(scope.headers.items()),
+        headers=_Headers(scope.headers),
         query=dict(parse_qsl(query)) if query else {},
         body=body,
         client_ip=client.rpartition(":")[0].strip("[]") or None,
