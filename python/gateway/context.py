@@ -30,6 +30,7 @@ from gateway.secrets_held import hold, hold_for_request
 from gateway.settings import Settings, load_master_key
 from gateway.store import Store, open_store
 from gateway.store.offloop import OffLoop
+from gateway.store.read_through import MISSING
 from gateway.store.records import ApiKey, Scope
 
 SUPPORTED_FORMATS = frozenset({"openai", "anthropic", "gemini", "mock"})
@@ -130,7 +131,10 @@ class Context:
         """The caller's key, if it may be used from the request's address (SPEC §7 IP
         allow-list, 403 ``ip_not_allowed``) and carries ``scope``."""
         secret = extract_secret(request.headers)
-        return _usable_here(await self.keys.aresolve(secret), secret, request, scope)
+        key = self.keys.resolve_cached(secret)
+        if key is MISSING:
+            key = await self.keys.aresolve(secret)
+        return _usable_here(key, secret, request, scope)
 
     def authenticate_blocking(self, request: Request, scope: Scope) -> ApiKey:
         """``authenticate`` for the management handlers' helpers, which run off the event loop
@@ -192,9 +196,11 @@ class Context:
     ) -> RoutePlan:
         """The routing plan of one inference request: every per-workspace setting it needs is
         read (off the event loop on a cache miss), then the router decides in one call."""
-        workspace = await self.workspace_routing.aget(key.workspace_id)
+        workspace = self.workspace_routing.fresh(key.workspace_id)
+        if workspace is MISSING:
+            workspace = await self.workspace_routing.aget(key.workspace_id)
         layers = self._layers(workspace, key, request.headers.get("x-routing-policy"))
-        if key.mode == "live":
+        if key.mode == "live" and not self.byok.is_fresh(key.workspace_id):
             await self.byok.refresh(key.workspace_id)
         return self.router.plan(
             expressions=expressions,

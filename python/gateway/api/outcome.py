@@ -23,6 +23,7 @@ from gateway.providers.dispatch import Attempt, chain_text
 from gateway.routing.catalog import Deployment
 from gateway.routing.planner import RoutePlan
 from gateway.store.ledger import to_micro
+from gateway.store.read_through import MISSING
 from gateway.store.records import ApiKey, UsageRecord
 
 _encoder = msgspec.json.Encoder()
@@ -223,14 +224,20 @@ async def admit(outcome: Outcome, *, prompt_tokens: int, max_output: int | None)
             "the request was not sent to any provider.",
             headers={"retry-after": "1"},
         )
-    outcome.admission = await ctx.admitter.admit(
+    rules = ctx.rules.fresh(outcome.key.workspace_id)
+    if rules is MISSING:
+        rules = await ctx.rules.aget(outcome.key.workspace_id)
+    admission, reservation = ctx.admitter.prepare(
         key=outcome.key,
-        rules=await ctx.rules.aget(outcome.key.workspace_id),
+        rules=rules,
         request_id=outcome.request_id,
         deployments=plan.deployments,
         prompt_tokens=prompt_tokens,
         max_output=max_output,
     )
+    if reservation is not None:
+        admission = await ctx.admitter.hold(admission, reservation)
+    outcome.admission = admission
 
 
 def usage_from_openai(value: object) -> Usage | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.edge.ip_allowlist import allowed
 from gateway.errors import AuthenticationFailed, PermissionDenied
-from gateway.store.read_through import Offload, ReadThroughCache
+from gateway.store.read_through import MISSING, Missing, Offload, ReadThroughCache
 from gateway.store.records import ApiKey, KeyMode, Scope
 
 LIVE_PREFIX = "rg_live_"
@@ -152,6 +152,13 @@ class KeyResolver:
 
     async def aresolve(self, secret: str) -> ApiKey:
         return _usable(await self._records.aget(self._hash(secret)))
+
+    def resolve_cached(self, secret: str) -> ApiKey | Missing:
+        """``aresolve`` when the key's record is cached and fresh (no coroutine), else
+        ``MISSING``: the caller then awaits ``aresolve``."""
+        hashed = self._hash(secret)
+        record = self._records.fresh(hashed)
+        return record if record is MISSING else _usable(record)
 
 
 def _usable(record: ApiKey | None) -> ApiKey:

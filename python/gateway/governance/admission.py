@@ -141,6 +141,32 @@ class Admitter:
         prompt_tokens: int,
         max_output: int | None,
     ) -> Admission:
+        """What the request holds once admitted; raises the error that refuses it."""
+        admission, reservation = self.prepare(
+            key=key,
+            rules=rules,
+            request_id=request_id,
+            deployments=deployments,
+            prompt_tokens=prompt_tokens,
+            max_output=max_output,
+        )
+        if reservation is None:
+            return admission
+        return await self.hold(admission, reservation)
+
+    def prepare(
+        self,
+        *,
+        key: ApiKey,
+        rules: Rules,
+        request_id: str,
+        deployments: list[Deployment],
+        prompt_tokens: int,
+        max_output: int | None,
+    ) -> tuple[Admission, Reservation | None]:
+        """The request's admission and the reservation it must hold (None: nothing to hold,
+        the admission is final; no coroutine on that path). Refuses a request over its
+        per-request cost ceiling."""
         admission = Admission(key=key, rules=rules)
         live = key.mode == "live"
         costed = live and bool(
@@ -150,7 +176,7 @@ class Admitter:
             or rules.max_cost_per_request
         )
         if not (costed or key.rpm_limit or key.tpm_limit or rules.rpm_limit or rules.tpm_limit):
-            return admission  # nothing to price, hold or count: most keys, on the hot path
+            return admission, None  # nothing to price, hold or count: most keys
         # Priced only when something needs the estimate: most requests need none of it.
         priced = (
             [(d, estimate_micro(d, prompt_tokens, max_output)) for d in deployments]
@@ -184,7 +210,7 @@ class Admitter:
         limits = _rate_holds(key, rules, prompt_tokens + (max_output or 0))
         admission.tpm_limiters = [hold.limiter for hold in limits if hold.tpm is not None]
         if not (budgets or wallet or limits):
-            return admission
+            return admission, None
         reservation = Reservation(
             id=request_id,
             workspace_id=key.workspace_id,
@@ -193,11 +219,15 @@ class Admitter:
             wallet=wallet,
             limits=limits,
         )
+        return admission, reservation
+
+    async def hold(self, admission: Admission, reservation: Reservation) -> Admission:
+        """Reserve in the store (or, failing open, locally); raises the refusal."""
         held_by_store = True
         try:
             outcome = await self._store.reserve(reservation)
         except StoreUnavailable as error:
-            outcome = self._unavailable(reservation, rules, error)
+            outcome = self._unavailable(reservation, admission.rules, error)
             held_by_store = False  # granted locally: the store has nothing to release
         else:
             if self._outage.active:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.providers.byok_crypto import ByokCipher, DecryptError
 from gateway.store import Store
-from gateway.store.read_through import Offload, ReadThroughCache
+from gateway.store.read_through import MISSING, Offload, ReadThroughCache
 from gateway.store.records import ProviderKey
 
 CACHE_TTL_S = 1.0
@@ -69,6 +69,11 @@ class ByokKeyring:
     async def refresh(self, workspace_id: str) -> None:
         """Make sure the workspace's keys are at most the TTL old, reading off the loop."""
         await self._keys.aget(workspace_id)
+
+    def is_fresh(self, workspace_id: str) -> bool:
+        """Whether the workspace's keys are cached and within the TTL (``refresh`` would
+        not read the store)."""
+        return self._keys.fresh(workspace_id) is not MISSING
 
     def providers(self, workspace_id: str) -> frozenset[str]:
         """Providers the workspace has a usable key for now (none cooling after a 429)."""

@@ -268,6 +268,10 @@ class Connection(asyncio.Protocol):
         """The rest of the body, whole."""
         while not self.complete:
             await self._wait()
+        return self.take_body()
+
+    def take_body(self) -> bytes:
+        """The body read so far, whole (all of it once ``complete``)."""
         body, self._body = b"".join(self._body), deque()
         return body
 
@@ -315,16 +319,26 @@ class Pool:
             found = self._targets[url] = parse_target(url)
         return found
 
-    async def acquire(self, target: Target, connect_timeout: float) -> Connection:
-        key = (target.host, target.port, target.tls)
-        idle = self._idle.get(key)
+    def idle(self, target: Target) -> Connection | None:
+        """A kept connection to ``target`` that may be reused now (most recent first), or
+        None: then ``acquire`` connects."""
+        idle = self._idle.get((target.host, target.port, target.tls))
+        if not idle:
+            return None
         now = self.loop.time()
         while idle:
             conn = idle.pop()
             if conn.transport is not None and now - conn.idle_since < _IDLE_S:
                 return conn
             conn.close()
-        conn = Connection(self, key)
+        return None
+
+    async def acquire(self, target: Target, connect_timeout: float) -> Connection:
+        conn = self.idle(target)
+        return conn if conn is not None else await self._connect(target, connect_timeout)
+
+    async def _connect(self, target: Target, connect_timeout: float) -> Connection:
+        conn = Connection(self, (target.host, target.port, target.tls))
         if target.tls and self._ssl is None:
             self._ssl = ssl.create_default_context()
         try:

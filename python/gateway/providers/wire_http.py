@@ -160,7 +160,7 @@ class WireClient:
         target = pool.target(url)
         request = self._request(method, target, body)
         started = pool.loop.time()
-        conn = await pool.acquire(target, self.config.timeout_s.first_byte)
+        conn = pool.idle(target) or await pool.acquire(target, self.config.timeout_s.first_byte)
         try:
             left = None if total is None else total - (pool.loop.time() - started)
             conn.send(request, left)
@@ -173,8 +173,8 @@ class WireClient:
         total = self.config.timeout_s.total
         try:
             conn, response = await self._exchange(method, url, body, total)
-            try:
-                raw = await conn.read_all()
+            try:  # the body has usually arrived with the head: no wait then
+                raw = conn.take_body() if conn.complete else await conn.read_all()
             finally:
                 self.pool.release(conn)
         except OSError as exc:
