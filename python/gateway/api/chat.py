@@ -276,10 +276,10 @@ async def run_chat(
         ctx.health.observe(deployment.row, ttft_ms=first_token_s * 1000.0)
         return relay_stream(outcome, leg, rescue)
 
-    async def complete(
+    def complete(
         provider: Provider, deployment: Deployment, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        return await provider.complete(deployment, payload)
+    ) -> Awaitable[dict[str, Any]]:
+        return provider.complete(deployment, payload)  # the provider's own coroutine
 
     try:
         answer, deployment, seconds = await ctx.dispatcher.run(plan, build, complete, outcome.chain)

@@ -259,7 +259,10 @@ class Connection(asyncio.Protocol):
     async def head(self) -> Response:
         """Wait for the status line and headers."""
         while not self._head_done:
-            await self._wait()
+            if self._error is not None:
+                raise self._error
+            self._waiter = self._loop.create_future()
+            await self._waiter  # ``_wait``, inline: the one wait of almost every exchange
         if self._error is not None:
             raise self._error
         return Response(self._status, self._headers)
