@@ -346,3 +346,24 @@ def test_peer_start_launches_answers_and_stops(tmp_path: Path) -> None:
         assert written == f"listen: {port}\nupstream: http://127.0.0.1:9/v1\n"
     with pytest.raises(ProcessLookupError):
         os.kill(started.pid, 0)
+
+
+def test_distinct_prompts_are_valid_requests_that_differ_in_prompt_and_length() -> None:
+    from gateway.bench.setup import request_bodies
+
+    bodies = request_bodies(stream=False, prompts=50)
+    decoded = [msgspec.json.decode(b) for b in bodies]
+    prompts = [d["messages"][0]["content"] for d in decoded]
+    assert len(set(prompts)) == 50 and len({len(p) for p in prompts}) > 10
+    assert all(d["model"] == "gpt-4o-mini" and d["max_tokens"] == 32 for d in decoded)
+    assert request_bodies(stream=True, prompts=1) == [request_body(stream=True)]
+
+
+def test_a_target_sends_its_bodies_in_turn() -> None:
+    bodies = [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    target = build_target("http://127.0.0.1:9/v1/chat/completions", bodies)
+    sent = [target.next_request() for _ in range(7)]
+    assert [s.rpartition(b"\r\n\r\n")[2] for s in sent] == [*bodies, *bodies, bodies[0]]
+    assert target.request == sent[0]
+    single = build_target("http://127.0.0.1:9/x", b"{}")
+    assert single.next_request() == single.next_request() == single.request

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -24,15 +26,32 @@ class Response(NamedTuple):
 
 
 class Target(NamedTuple):
-    """Where to connect and the exact bytes of the request to send, built once."""
+    """Where to connect and the exact bytes of the requests to send, built once: ``request``
+    is the first, and ``next_request`` takes them in turn (one body: always the same)."""
 
     host: str
     port: int
     request: bytes
+    rotation: Iterator[bytes]
+
+    def next_request(self) -> bytes:
+        return next(self.rotation)
 
 
-def build_target(url: str, body: bytes, headers: dict[str, str] | None = None) -> Target:
-    """POST ``body`` (JSON) to ``url`` with ``headers``; the request bytes are reused per call."""
+def build_target(
+    url: str, body: bytes | Sequence[bytes], headers: dict[str, str] | None = None
+) -> Target:
+    """POST ``body`` (JSON; several: each in turn) to ``url`` with ``headers``; the request
+    bytes are built once and reused."""
+    bodies = [body] if isinstance(body, bytes) else list(body)
+    if not bodies:
+        raise ValueError("at least one request body is needed")
+    requests = [_request_bytes(url, one, headers) for one in bodies]
+    parts = urlsplit(url)
+    return Target(parts.hostname or "", parts.port or 80, requests[0], itertools.cycle(requests))
+
+
+def _request_bytes(url: str, body: bytes, headers: dict[str, str] | None) -> bytes:
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise ValueError(f"only http:// URLs are supported, got {url!r}")
@@ -48,8 +67,7 @@ def build_target(url: str, body: bytes, headers: dict[str, str] | None = None) -
         f"Content-Length: {len(body)}",
     ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-    return Target(parts.hostname, port, request)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 class _ClientProtocol(asyncio.Protocol):

@@ -27,7 +27,7 @@ from gateway.bench.client import Target, build_target, fetch
 from gateway.bench.loadgen import Live, RunResult, merge, run_closed_loop, run_open_loop
 from gateway.bench.monitor import MemorySampler, default_out, progress
 from gateway.bench.report import Report, machine_info, tables, to_json, to_markdown
-from gateway.bench.setup import command_line, request_body, start_gateway
+from gateway.bench.setup import command_line, request_bodies, start_gateway
 
 _SETTLE_S = 0.5
 
@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per path")
     p.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument(
+        "--prompts",
+        type=_positive_int,
+        default=1,
+        help="distinct prompts sent in turn (1: one fixed request; real traffic: many)",
+    )
     p.add_argument(
         "--governed",
         action="store_true",
@@ -80,6 +86,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.rate_list or min(args.rate_list) <= 0 or args.duration <= 0 or args.rounds < 1:
         p.error("rates, duration and rounds must be positive")
     return args
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 async def _check(name: str, target: Target, stream: bool) -> str | None:
@@ -216,19 +229,19 @@ def main(argv: list[str] | None = None) -> int:
                     ready_timeout=args.ready_timeout,
                     serve_args=args.gateway_arg,
                 )
-            body = request_body(stream=args.stream)
+            bodies = request_bodies(stream=args.stream, prompts=args.prompts)
             paths = {
                 "direct": build_target(
                     upstream_base.rstrip("/") + "/chat/completions",
-                    body,
+                    bodies,
                     {"Authorization": "Bearer bench-upstream-key"},
                 ),
                 "gateway": build_target(
-                    base + "/v1/chat/completions", body, {"Authorization": f"Bearer {key}"}
+                    base + "/v1/chat/completions", bodies, {"Authorization": f"Bearer {key}"}
                 ),
             }
             pids = {"gateway": pid} if pid else {}
-            other = peer.start(args, upstream_base, body, Path(tmpdir), stack)
+            other = peer.start(args, upstream_base, bodies, Path(tmpdir), stack)
             if other is not None:
                 paths[other.name] = other.target
                 if other.pid:

@@ -132,7 +132,7 @@ async def _one(pool: Pool, target: Target, rec: _Recorder, scheduled: float) -> 
         rec.error("connect_error")
         return
     try:
-        resp = await conn.request(target.request)
+        resp = await conn.request(target.next_request())
     except (OSError, RuntimeError):
         pool.discard(conn)
         rec.error("conn_error")
@@ -223,7 +223,7 @@ async def run_closed_loop(
                 live.sent += 1
                 resp: Response | None = None
                 try:
-                    resp = await conn.request(target.request)
+                    resp = await conn.request(target.next_request())
                 except (OSError, RuntimeError):
                     rec.error("conn_error")
                 if resp is not None:

@@ -18,7 +18,7 @@ import contextlib
 import re
 import shlex
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -152,11 +152,13 @@ def settings(args: argparse.Namespace) -> dict[str, object]:
 def start(
     args: argparse.Namespace,
     upstream_base: str,
-    body: bytes,
+    body: bytes | Sequence[bytes],
     tmp: Path,
     stack: contextlib.ExitStack,
 ) -> Peer | None:
-    """Start the peer if asked (stopped when ``stack`` closes); None when there is no peer."""
+    """Start the peer if asked (stopped when ``stack`` closes); None when there is no peer.
+    ``body`` is the request, or the requests sent in turn (``--prompts``)."""
+    body = [body] if isinstance(body, bytes) else body
     if not args.peer:
         return None
     if args.peer_routegate is not None:
@@ -185,13 +187,14 @@ def start(
         stack.callback(procs.stop, proc, args.peer_grace)
     base = fill(args.peer_url or "http://127.0.0.1:{port}", values).rstrip("/")
     url = base + args.peer_path
-    peer_body = with_model(body, args.peer_model)
+    peer_bodies = [with_model(one, args.peer_model) for one in body]
     if proc is not None:
         _wait_answering(
-            url, peer_body, args.peer_headers, proc=proc, timeout=args.ready_timeout, log=log_path
-        )
+            url, peer_bodies[0], args.peer_headers, proc=proc, timeout=args.ready_timeout,
+            log=log_path,
+        )  # fmt: skip
     pid = proc.pid if proc is not None else args.peer_pid
-    return Peer(args.peer_name, build_target(url, peer_body, args.peer_headers), pid)
+    return Peer(args.peer_name, build_target(url, peer_bodies, args.peer_headers), pid)
 
 
 def _wait_answering(
@@ -218,7 +221,7 @@ def _wait_answering(
 def _start_routegate(
     args: argparse.Namespace,
     upstream_base: str,
-    body: bytes,
+    body: Sequence[bytes],
     tmp: Path,
     stack: contextlib.ExitStack,
 ) -> Peer:
@@ -237,4 +240,5 @@ def _start_routegate(
     )
     url = base + args.peer_path
     headers = {"Authorization": f"Bearer {key}"}
-    return Peer(args.peer_name, build_target(url, with_model(body, args.peer_model), headers), pid)
+    bodies = [with_model(one, args.peer_model) for one in body]
+    return Peer(args.peer_name, build_target(url, bodies, headers), pid)

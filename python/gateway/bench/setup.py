@@ -49,17 +49,37 @@ def write_config(directory: Path, upstream_base: str) -> Path:
     return path
 
 
-def request_body(*, stream: bool) -> bytes:
+def request_body(*, stream: bool, prompt: str = PROMPT) -> bytes:
     """The chat request every run sends (about 200 characters of prompt)."""
     body: dict[str, object] = {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": 32,
     }
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return msgspec.json.encode(body)
+
+
+_TOPICS = (
+    "latency budgets", "connection pools", "token counting", "failover", "rate limits",
+    "streaming relays", "usage metering", "circuit breakers", "request routing", "caches",
+)  # fmt: skip
+
+
+def request_bodies(*, stream: bool, prompts: int) -> list[bytes]:
+    """``prompts`` requests that differ as real traffic does: each its own prompt (wording
+    and length), so nothing the gateway computes per prompt is served from a cache. One:
+    the fixed request of ``request_body``."""
+    if prompts <= 1:
+        return [request_body(stream=stream)]
+    bodies = []
+    for i in range(prompts):
+        topics = ", ".join(_TOPICS[(i + k) % len(_TOPICS)] for k in range(1 + i % 7))
+        prompt = f"{PROMPT} Request {i}: relate it to {topics} in {20 + (i * 37) % 180} words."
+        bodies.append(request_body(stream=stream, prompt=prompt))
+    return bodies
 
 
 GOVERNED_LIMIT = 1_000_000_000
