@@ -24,7 +24,7 @@ from gateway.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from gateway.governance.metering import Usage, cost_usd
+from gateway.governance.metering import tokens_cost_usd
 from gateway.governance.outage import OutageLedger
 from gateway.governance.periods import HEADER_NAMES, counter_name
 from gateway.governance.rules import Rules
@@ -70,11 +70,9 @@ def counts_toward(budget: Budget, key: ApiKey, deployment: Deployment) -> bool:
 def estimate_micro(deployment: Deployment, prompt_tokens: int, max_output: int | None) -> int:
     """Upper-bound cost of one attempt, in micro-dollars (rounded up)."""
     ratio = core.token_ratio(deployment.model.family)
-    usage = Usage(
-        input_tokens=math.ceil(prompt_tokens * ratio),
-        output_tokens=max_output if max_output else deployment.offer.max_output,
-    )
-    return math.ceil(cost_usd(deployment.price, usage) * MICRO - 1e-6)
+    input_tokens = math.ceil(prompt_tokens * ratio)
+    output_tokens = max_output if max_output else deployment.offer.max_output
+    return math.ceil(tokens_cost_usd(deployment.price, input_tokens, output_tokens) * MICRO - 1e-6)
 
 
 @dataclass

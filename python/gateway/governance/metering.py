@@ -17,12 +17,18 @@ class Usage:
 
 def cost_usd(price: Price, usage: Usage) -> float:
     """Cached input bills at the cached price; reasoning tokens are already in output."""
-    cached = min(usage.cached_tokens, usage.input_tokens)
+    return tokens_cost_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
+
+def tokens_cost_usd(
+    price: Price, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+) -> float:
+    """``cost_usd`` of these counts, without building a ``Usage`` (admission prices every
+    candidate of every governed request)."""
+    cached = min(cached_tokens, input_tokens)
     cached_price = price.cached_input if price.cached_input is not None else price.input
     return (
-        (usage.input_tokens - cached) * price.input
-        + cached * cached_price
-        + usage.output_tokens * price.output
+        (input_tokens - cached) * price.input + cached * cached_price + output_tokens * price.output
     ) / 1_000_000
 
 
