@@ -90,13 +90,20 @@ def test_a_batch_decides_exactly_as_one_by_one(
 ) -> None:
     store = SqliteStore(tmp_path_factory.mktemp("batch") / "store.db")
     sizes: list[int] = []
-    on_thread = store._reserve_batch
+    on_thread, on_loop = store._reserve_batch, store._reserve_now
 
     def counted(items: Sequence[Reservation]) -> list[ReserveOutcome]:
         sizes.append(len(items))
         return on_thread(items)
 
+    def counted_now(items: Sequence[Reservation]) -> list[ReserveOutcome] | None:
+        outcomes = on_loop(items)
+        if outcomes is not None:
+            sizes.append(len(items))
+        return outcomes
+
     store._reserve_batch = counted  # type: ignore[method-assign]
+    store._reserve_now = counted_now  # type: ignore[method-assign]
     model = LedgerModel()
     store.add_credits("ws_b", credits)
     model.add_credits("ws_b", credits)

@@ -1,11 +1,12 @@
 """Group commit: what the event loop asks of the store in one loop iteration is done as one
-batch, one store transaction, on this group's thread.
+batch, one store transaction.
 
 Awaiting ``submit`` queues an item; at the end of the loop's current iteration everything
-queued meanwhile goes to the thread as one batch. The thread may wait as long as it must:
-the loop itself never waits for the store's lock, a busy database or a checkpoint, and
-spends none of its time in the store (measured against running free batches on the loop
-in docs/decisions.md). What reaches the thread while it works forms its next batch.
+queued meanwhile runs as one batch. The batch first runs right there on the loop when
+``inline`` can do it without waiting (the store's lock is free and no other process holds
+the write lock), which costs no thread hop. Otherwise it goes to this group's thread, which
+may wait as long as it must: the loop itself never waits for the store's lock, a busy
+database or a checkpoint. What reaches the thread while it works forms its next batch.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ MAX_BATCH = 256
 
 _Waiter = tuple["asyncio.Future[Result]", asyncio.AbstractEventLoop]
 Run = Callable[[Sequence[Item]], list[Result]]
+Inline = Callable[[Sequence[Item]], "list[Result] | None"]
 
 
 class GroupCommit(Generic[Item, Result]):
-    """``run(batch)`` returns one result per item, in order, or raises for the whole batch."""
+    """``run(batch)`` returns one result per item, in order, or raises for the whole batch;
+    ``inline(batch)`` does the same, or returns None at once when it would have to wait."""
 
-    def __init__(self, run: Run[Item, Result], *, name: str) -> None:
+    def __init__(self, run: Run[Item, Result], inline: Inline[Item, Result], *, name: str) -> None:
         self._run = run
+        self._inline = inline
         self._queued: dict[asyncio.AbstractEventLoop, list[tuple[Item, asyncio.Future[Result]]]]
         self._queued = {}
         self._ready = threading.Condition(threading.Lock())
@@ -57,7 +61,15 @@ class GroupCommit(Generic[Item, Result]):
         queued = self._queued.pop(loop, [])
         for start in range(0, len(queued), MAX_BATCH):
             batch = queued[start : start + MAX_BATCH]
-            self._hand_over([item for item, _ in batch], [(future, loop) for _, future in batch])
+            items = [item for item, _ in batch]
+            try:
+                results: list[Result] | BaseException | None = self._inline(items)
+            except BaseException as error:  # handed to every caller of the batch
+                results = error
+            if results is None:
+                self._hand_over(items, [(future, loop) for _, future in batch])
+            else:
+                _settle([(future, n) for n, (_, future) in enumerate(batch)], results)
 
     def _hand_over(self, items: list[Item], waiters: list[_Waiter[Result]]) -> None:
         with self._ready:

@@ -49,6 +49,7 @@ class SqliteStore(
             Path(self.path).parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
             private_file(Path(self.path))
         self._lock = StoreLock("SQLite store")
+        self._loop_lock = StoreLock("SQLite store")
         self._group_lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -16,7 +16,7 @@ import contextlib
 import errno
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TypeVar
 
@@ -75,6 +75,14 @@ BUSY_TIMEOUT_MS = 10_000
 """How long a store call waits for another process's write transaction before giving up."""
 
 
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is another connection holding the write lock right now."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == SQLITE_BUSY
+    return "database is locked" in str(error).lower()
+
+
 class StoreLock:
     """The store's mutex; an I/O failure of the local store leaves it as ``StoreUnavailable``."""
 
@@ -84,6 +92,19 @@ class StoreLock:
 
     def __enter__(self) -> None:
         self._lock.acquire()
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[bool]:
+        """Hold the lock if it is free right now (yields True), else yield False at once."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)  # releases, translates
+            raise
+        self.__exit__(None, None, None)
 
     def __exit__(
         self,

@@ -26,7 +26,7 @@ from gateway.store.ledger import (
 )
 from gateway.store.records import Billing, UsageRecord
 from gateway.store.sqlite_commit_batch import commit_batch
-from gateway.store.sqlite_errors import StoreLock, immediate
+from gateway.store.sqlite_errors import StoreLock, immediate, is_busy
 from gateway.store.sqlite_ledger_rows import billing, counter_row
 from gateway.store.sqlite_reserve_batch import reserve_batch
 
@@ -60,6 +60,23 @@ T = TypeVar("T")
 _usage_decoder = msgspec.json.Decoder(UsageRecord)
 
 
+def _loop_connection(path: str) -> sqlite3.Connection | None:
+    """The connection reservations use on the event loop: it never waits for a lock
+    (``busy_timeout`` 0) and never checkpoints (that fsync would stall the loop; the store's
+    main connection, used by its threads, does). None for an in-memory store (one
+    connection only), or when it cannot be opened right now."""
+    if path == ":memory:":
+        return None
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 0")
+        db.execute("PRAGMA wal_autocheckpoint = 0")
+        db.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error:
+        return None  # every batch then takes the thread, which reports the store's state
+    return db
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -72,6 +89,8 @@ class SqliteLedger:
     path: str
     _reserve_group: GroupCommit[Reservation, ReserveOutcome] | None = None
     _group_lock: threading.Lock
+    _loop_db: sqlite3.Connection | None = None
+    _loop_lock: StoreLock
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -103,8 +122,8 @@ class SqliteLedger:
 
     async def reserve(self, reservation: Reservation) -> ReserveOutcome:
         """Decided together with the reservations of the same loop iteration, in one
-        transaction on the store's reserve thread (``group_commit.py``): the loop never
-        waits for the store, nor spends its time in SQLite (docs/decisions.md)."""
+        transaction (``group_commit.py``): on the loop when the store is free this instant,
+        else on the store's reserve thread. The loop never waits for the store."""
         return await self._reservations().submit(reservation)
 
     def _reservations(self) -> GroupCommit[Reservation, ReserveOutcome]:
@@ -112,18 +131,42 @@ class SqliteLedger:
         if group is None:
             with self._group_lock:
                 if self._reserve_group is None:
-                    self._reserve_group = GroupCommit(self._reserve_batch, name="routegate-reserve")
+                    self._loop_db = _loop_connection(self.path)
+                    self._reserve_group = GroupCommit(
+                        self._reserve_batch, self._reserve_now, name="routegate-reserve"
+                    )
                 group = self._reserve_group
         return group
 
     def _reserve_batch(self, reservations: Sequence[Reservation]) -> list[ReserveOutcome]:
         return self._transaction(lambda db: reserve_batch(db, reservations, _now_ms()))
 
+    def _reserve_now(self, reservations: Sequence[Reservation]) -> list[ReserveOutcome] | None:
+        """The batch on the loop's own connection, or None at once when it would wait:
+        another thread is using it, or another connection (a thread of this process, another
+        worker) holds the write lock."""
+        db = self._loop_db
+        if db is None:
+            return None
+        with self._loop_lock.attempt() as held:
+            if not held:
+                return None
+            try:
+                return immediate(db, lambda db: reserve_batch(db, reservations, _now_ms()))
+            except sqlite3.OperationalError as error:
+                if is_busy(error):
+                    return None  # rolled back: the reserve thread decides this batch
+                raise
+
     def _close_reservations(self) -> None:
         with self._group_lock:
             group, self._reserve_group = self._reserve_group, None
+            db, self._loop_db = self._loop_db, None
         if group is not None:
             group.close()
+        if db is not None:
+            with self._loop_lock:
+                db.close()
 
     # -- commit ----------------------------------------------------------------------------
 
