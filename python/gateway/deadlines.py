@@ -15,7 +15,6 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from weakref import WeakKeyDictionary
 
 GRAIN_S = 0.025
 _PER_SECOND = 1 / GRAIN_S
@@ -45,7 +44,8 @@ class Deadline:
 
 
 class Deadlines:
-    """The deadlines of one event loop, grouped by slot."""
+    """Deadlines on one event loop, grouped by slot; held by what uses them (the upstream
+    pool, the app), so they live no longer than their owner."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -97,14 +97,3 @@ class Deadlines:
     def pending(self) -> int:
         """Callbacks still waiting (for tests and introspection)."""
         return sum(len(slot) for slot in self._slots.values())
-
-
-_by_loop: WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = WeakKeyDictionary()
-
-
-def deadlines_of(loop: asyncio.AbstractEventLoop) -> Deadlines:
-    """The loop's ``Deadlines``, made on first use."""
-    found = _by_loop.get(loop)
-    if found is None:
-        found = _by_loop[loop] = Deadlines(loop)
-    return found

@@ -11,7 +11,7 @@ import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.deadlines import GRAIN_S, Deadlines, deadlines_of
+from gateway.deadlines import GRAIN_S, Deadlines
 
 needs_uncancel = pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel: 3.11+")
 
@@ -74,14 +74,6 @@ def test_a_failing_callback_does_not_skip_the_others_in_its_slot() -> None:
         return sorted(fired), reported
 
     assert run(main) == ([1, 2], ["deadline callback failed"])
-
-
-def test_one_deadlines_per_loop() -> None:
-    async def main() -> bool:
-        loop = asyncio.get_running_loop()
-        return deadlines_of(loop) is deadlines_of(loop)
-
-    assert run(main)
 
 
 @needs_uncancel

@@ -35,7 +35,7 @@ from gateway.api import (
     usage,
 )
 from gateway.context import Context
-from gateway.deadlines import Deadlines, deadlines_of
+from gateway.deadlines import Deadlines
 from gateway.edge.http import JSON_TYPE, Request, Response, StreamResponse
 from gateway.edge.request_ids import new_request_id
 from gateway.errors import (
@@ -326,7 +326,7 @@ class App:
     def _deadlines(self) -> Deadlines:
         loop = asyncio.get_running_loop()
         if self._deadline_loop is not loop:
-            self._deadline_loop, self._deadline_set = loop, deadlines_of(loop)
+            self._deadline_loop, self._deadline_set = loop, Deadlines(loop)
         assert self._deadline_set is not None
         return self._deadline_set
 

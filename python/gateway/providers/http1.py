@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from gateway.deadlines import Deadline, deadlines_of
+from gateway.deadlines import Deadline, Deadlines
 
 _MAX_HEAD_BYTES = 64 * 1024
 _IDLE_S = 30.0  # a pooled connection unused this long is closed rather than reused
@@ -308,7 +308,7 @@ class Pool:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
-        self.deadlines = deadlines_of(self.loop)
+        self.deadlines = Deadlines(self.loop)
         self._idle: dict[tuple[str, int, bool], list[Connection]] = {}
         self._targets: dict[str, Target] = {}
         self._ssl: ssl.SSLContext | None = None
