@@ -129,29 +129,6 @@ class Admitter:
         self._outage = OutageLedger()
         self._last_warning = 0.0
 
-    async def admit(
-        self,
-        *,
-        key: ApiKey,
-        rules: Rules,
-        request_id: str,
-        deployments: list[Deployment],
-        prompt_tokens: int,
-        max_output: int | None,
-    ) -> Admission:
-        """What the request holds once admitted; raises the error that refuses it."""
-        admission, reservation = self.prepare(
-            key=key,
-            rules=rules,
-            request_id=request_id,
-            deployments=deployments,
-            prompt_tokens=prompt_tokens,
-            max_output=max_output,
-        )
-        if reservation is None:
-            return admission
-        return await self.hold(admission, reservation)
-
     def prepare(
         self,
         *,
@@ -163,8 +140,8 @@ class Admitter:
         max_output: int | None,
     ) -> tuple[Admission, Reservation | None]:
         """The request's admission and the reservation it must hold (None: nothing to hold,
-        the admission is final; no coroutine on that path). Refuses a request over its
-        per-request cost ceiling."""
+        the admission is final; no coroutine on that path), which ``hold`` then takes.
+        Refuses a request over its per-request cost ceiling."""
         admission = Admission(key=key, rules=rules)
         live = key.mode == "live"
         costed = live and bool(
