@@ -281,8 +281,8 @@ def _attempt(deployment: Deployment, reason: str | None, *, retry: bool) -> Atte
     )
 
 
-_SUCCESSES: dict[tuple[str, str, str], Attempt] = {}
-_ONE_ATTEMPT_TEXT: dict[int, tuple[Attempt, str]] = {}
+_SUCCESSES: dict[tuple[str, str, str], tuple[Attempt, str]] = {}
+"""(provider, model, key source) → the shared first-try success and its record text."""
 _CACHE_MAX = 4096
 
 
@@ -294,10 +294,9 @@ def first_try_success(deployment: Deployment) -> Attempt:
     if found is None:
         if len(_SUCCESSES) >= _CACHE_MAX:
             _SUCCESSES.clear()
-            _ONE_ATTEMPT_TEXT.clear()
-        found = _SUCCESSES[key] = Attempt(key[0], key[1], "success", None, key[2])
-        _ONE_ATTEMPT_TEXT[id(found)] = (found, _encoder.encode([found]).decode())
-    return found
+        attempt = Attempt(key[0], key[1], "success", None, key[2])
+        found = _SUCCESSES[key] = (attempt, _encoder.encode([attempt]).decode())
+    return found[0]
 
 
 def chain_text(chain: list[Attempt]) -> str | None:
@@ -305,7 +304,8 @@ def chain_text(chain: list[Attempt]) -> str | None:
     if not chain:
         return None
     if len(chain) == 1:
-        known = _ONE_ATTEMPT_TEXT.get(id(chain[0]))
-        if known is not None and known[0] is chain[0]:
+        only = chain[0]
+        known = _SUCCESSES.get((only.provider, only.model, only.key_source))
+        if known is not None and known[0] is only:
             return known[1]
     return _encoder.encode(chain).decode()

@@ -324,7 +324,7 @@ class Pool:
 
     def idle(self, target: Target) -> Connection | None:
         """A kept connection to ``target`` that may be reused now (most recent first), or
-        None: then ``acquire`` connects."""
+        None: then ``connect`` makes one."""
         idle = self._idle.get((target.host, target.port, target.tls))
         if not idle:
             return None
@@ -337,10 +337,12 @@ class Pool:
         return None
 
     async def acquire(self, target: Target, connect_timeout: float) -> Connection:
+        """A kept connection, else a new one."""
         conn = self.idle(target)
-        return conn if conn is not None else await self._connect(target, connect_timeout)
+        return conn if conn is not None else await self.connect(target, connect_timeout)
 
-    async def _connect(self, target: Target, connect_timeout: float) -> Connection:
+    async def connect(self, target: Target, connect_timeout: float) -> Connection:
+        """A new connection to ``target`` (refused or unresolvable: ``ConnectError``)."""
         conn = Connection(self, (target.host, target.port, target.tls))
         if target.tls and self._ssl is None:
             self._ssl = ssl.create_default_context()

@@ -160,7 +160,7 @@ class WireClient:
         target = pool.target(url)
         request = self._request(method, target, body)
         started = pool.loop.time()
-        conn = pool.idle(target) or await pool.acquire(target, self.config.timeout_s.first_byte)
+        conn = pool.idle(target) or await pool.connect(target, self.config.timeout_s.first_byte)
         try:
             left = None if total is None else total - (pool.loop.time() - started)
             conn.send(request, left)

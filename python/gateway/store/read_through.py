@@ -69,9 +69,9 @@ class ReadThroughCache(Generic[K, T]):
 
     def get(self, key: K) -> T:
         """The entry, loaded inline when missing or older than the TTL."""
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
+        found = self.fresh(key)
+        if found is not MISSING:
+            return found
         try:
             value = self._load(key)
         except StoreUnavailable as error:
@@ -88,9 +88,9 @@ class ReadThroughCache(Generic[K, T]):
 
     async def aget(self, key: K) -> T:
         """The entry; a miss is loaded off the loop, once for all who wait for it."""
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > self._clock():
-            return cached[1]
+        found = self.fresh(key)
+        if found is not MISSING:
+            return found
         loop = asyncio.get_running_loop()
         pending = self._pending.get(key)
         if pending is None or pending.get_loop() is not loop:
