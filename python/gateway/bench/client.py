@@ -46,12 +46,6 @@ def build_target(
     bodies = [body] if isinstance(body, bytes) else list(body)
     if not bodies:
         raise ValueError("at least one request body is needed")
-    requests = [_request_bytes(url, one, headers) for one in bodies]
-    parts = urlsplit(url)
-    return Target(parts.hostname or "", parts.port or 80, requests[0], itertools.cycle(requests))
-
-
-def _request_bytes(url: str, body: bytes, headers: dict[str, str] | None) -> bytes:
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise ValueError(f"only http:// URLs are supported, got {url!r}")
@@ -64,10 +58,11 @@ def _request_bytes(url: str, body: bytes, headers: dict[str, str] | None) -> byt
         f"Host: {parts.hostname}:{port}",
         "Content-Type: application/json",
         "Accept: */*",
-        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
     ]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    head = "\r\n".join(lines).encode("latin-1")
+    requests = [b"%s\r\nContent-Length: %d\r\n\r\n%s" % (head, len(one), one) for one in bodies]
+    return Target(parts.hostname, port, requests[0], itertools.cycle(requests))
 
 
 class _ClientProtocol(asyncio.Protocol):

@@ -157,12 +157,15 @@ def start(
     stack: contextlib.ExitStack,
 ) -> Peer | None:
     """Start the peer if asked (stopped when ``stack`` closes); None when there is no peer.
-    ``body`` is the request, or the requests sent in turn (``--prompts``)."""
-    body = [body] if isinstance(body, bytes) else body
+    ``body`` is the request, or the requests sent in turn (``--prompts``), each with its
+    ``model`` as the peer names it."""
     if not args.peer:
         return None
+    bodies = [
+        with_model(one, args.peer_model) for one in ([body] if isinstance(body, bytes) else body)
+    ]
     if args.peer_routegate is not None:
-        return _start_routegate(args, upstream_base, body, tmp, stack)
+        return _start_routegate(args, upstream_base, bodies, tmp, stack)
     up = urlsplit(upstream_base)
     values = {
         "upstream": upstream_base.rstrip("/"),
@@ -187,14 +190,12 @@ def start(
         stack.callback(procs.stop, proc, args.peer_grace)
     base = fill(args.peer_url or "http://127.0.0.1:{port}", values).rstrip("/")
     url = base + args.peer_path
-    peer_bodies = [with_model(one, args.peer_model) for one in body]
     if proc is not None:
         _wait_answering(
-            url, peer_bodies[0], args.peer_headers, proc=proc, timeout=args.ready_timeout,
-            log=log_path,
-        )  # fmt: skip
+            url, bodies[0], args.peer_headers, proc=proc, timeout=args.ready_timeout, log=log_path
+        )
     pid = proc.pid if proc is not None else args.peer_pid
-    return Peer(args.peer_name, build_target(url, peer_bodies, args.peer_headers), pid)
+    return Peer(args.peer_name, build_target(url, bodies, args.peer_headers), pid)
 
 
 def _wait_answering(
@@ -221,7 +222,7 @@ def _wait_answering(
 def _start_routegate(
     args: argparse.Namespace,
     upstream_base: str,
-    body: Sequence[bytes],
+    bodies: Sequence[bytes],
     tmp: Path,
     stack: contextlib.ExitStack,
 ) -> Peer:
@@ -240,5 +241,4 @@ def _start_routegate(
     )
     url = base + args.peer_path
     headers = {"Authorization": f"Bearer {key}"}
-    bodies = [with_model(one, args.peer_model) for one in body]
     return Peer(args.peer_name, build_target(url, bodies, headers), pid)

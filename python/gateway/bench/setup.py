@@ -70,7 +70,7 @@ _TOPICS = (
 
 def request_bodies(*, stream: bool, prompts: int) -> list[bytes]:
     """``prompts`` requests that differ as real traffic does: each its own prompt (wording
-    and length), so nothing the gateway computes per prompt is served from a cache. One:
+    and length), so what a gateway caches per prompt sees ``prompts`` distinct ones. One:
     the fixed request of ``request_body``."""
     if prompts <= 1:
         return [request_body(stream=stream)]
